@@ -1,0 +1,46 @@
+# kube-reranker: every command a developer or CI needs. `make test` and `make demo` work on a fresh clone.
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export PATH := $(CURDIR)/build/tools/bin:$(CURDIR)/$(BIN):$(PATH)
+
+.PHONY: help venv tools lint test test-fast demo bench crds openapi docs clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP) ## create .venv with every extra the tests and benchmarks use
+
+tools: ## install helm and Prometheus/promtool (cached under build/tools and the system)
+	bash scripts/install-tools.sh
+
+lint: $(STAMP) ## ruff over the whole tree
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: venv tools lint ## everything CI runs: deps, tools, lint, the whole suite
+	$(BIN)/pytest
+
+test-fast: $(STAMP) ## the suite without tests that start processes or export models
+	$(BIN)/pytest -m "not slow"
+
+demo: venv ## the main job, offline: build a model, serve it, rerank, render manifests
+	bash scripts/demo.sh
+
+bench: venv ## side-by-side latency benchmark -> bench/results/*.json + PNG (takes minutes)
+	$(BIN)/python -m bench.run
+
+crds: $(STAMP) ## regenerate the CRD from the typed API (crds/ and the chart's crds/)
+	$(BIN)/reranker-operator crd > crds/rerankerdeployments.kube-reranker.io.yaml
+	cp crds/rerankerdeployments.kube-reranker.io.yaml charts/kube-reranker/crds/
+
+clean: ## remove the venv and build outputs
+	rm -rf $(VENV) build .pytest_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Kopf operator that turns a RerankerDeployment into a warmed-up, autoscaled reranking service."""
