@@ -1,1 +1,1 @@
-"""Serve a cross-encoder reranker over HTTP with ONNX Runtime, dynamic batching and warm-up-gated readiness."""
+"""Serve a cross-encoder reranker: ONNX Runtime, dynamic batching, warm-up-gated readiness."""
