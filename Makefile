@@ -33,7 +33,7 @@ test-fast: $(STAMP) ## the suite without tests that start processes or export mo
 	$(BIN)/pytest -m "not slow"
 
 demo: venv ## the main job, offline: build a model, serve it, rerank, render manifests
-	bash scripts/demo.sh
+	$(BIN)/python scripts/demo.py
 
 bench: venv ## side-by-side latency benchmark -> bench/results/*.json + PNG (takes minutes)
 	$(BIN)/python -m bench.run
