@@ -1,0 +1,28 @@
+"""`helm lint --strict` is clean: warnings count as failures, as in the chart's CI."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.chart.rendering import CHART, CI_VALUES, NAMESPACE, helm
+
+
+def test_helm_lint_strict_passes_with_the_default_values() -> None:
+    output = helm("lint", "--strict", CHART, "--namespace", NAMESPACE)
+    assert "0 chart(s) failed" in output
+    assert "[WARNING]" not in output
+    assert "[ERROR]" not in output
+
+
+@pytest.mark.parametrize("values_file", CI_VALUES, ids=lambda p: p.stem)
+def test_helm_lint_strict_passes_with_each_ci_values_file(values_file: Path) -> None:
+    output = helm("lint", "--strict", CHART, "--namespace", NAMESPACE, "--values", values_file)
+    assert "0 chart(s) failed" in output
+    assert "[WARNING]" not in output
+
+
+def test_there_is_a_ci_values_file_for_each_optional_branch() -> None:
+    features = {path.stem.split("-", 1)[1].removesuffix("-values") for path in CI_VALUES}
+    assert {"cluster-wide", "namespaced", "ha-peering", "monitoring"} <= features

@@ -1,0 +1,306 @@
+"""The container images, checked without a container engine.
+
+hadolint lints the Dockerfile; the stage structure is read from the Dockerfile itself (targets, users,
+labels, what each stage installs); and for each runtime target a fresh venv gets exactly the requirement
+set that target's build stage installs, then the entrypoint must import and run `--help`, with the
+packages the image must not carry absent. A broken image recipe therefore fails here, in CI.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final
+
+import pytest
+import yaml
+
+REPO: Final = Path(__file__).resolve().parents[2]
+DOCKERFILE: Final = REPO / "Dockerfile"
+HADOLINT: Final = Path(sys.executable).parent / "hadolint"
+CHART_YAML: Final = REPO / "charts" / "kube-reranker" / "Chart.yaml"
+CHART_APP_VERSION: Final = yaml.safe_load(CHART_YAML.read_text())["appVersion"]
+APP_UID: Final = 10001
+TARGETS: Final = ("operator", "server", "server-gpu", "export")
+BUILD_TOOLS: Final = re.compile(
+    r"\b(gcc|g\+\+|make|build-essential|python3-dev|python3-pip|python3-venv|git)\b"
+)
+
+
+@dataclass(frozen=True)
+class RuntimeSet:
+    """What one runtime image installs and what it must never carry."""
+
+    target: str
+    entrypoint: str
+    module: str
+    must_have: frozenset[str]
+    must_not_have: frozenset[str] = field(default_factory=frozenset)
+
+
+RUNTIME_SETS: Final = (
+    RuntimeSet(
+        "operator",
+        "reranker-operator",
+        "reranker_operator.cli",
+        must_have=frozenset({"kopf", "kubernetes"}),
+        must_not_have=frozenset(
+            {"onnxruntime", "onnxruntime-gpu", "tokenizers", "transformers", "torch", "fastapi"}
+        ),
+    ),
+    RuntimeSet(
+        "server",
+        "reranker-server",
+        "reranker_server.cli",
+        must_have=frozenset({"onnxruntime", "tokenizers", "fastapi", "uvicorn", "prometheus-client"}),
+        must_not_have=frozenset({"torch", "transformers", "kopf", "kubernetes", "onnxruntime-gpu"}),
+    ),
+    RuntimeSet(
+        "server-gpu",
+        "reranker-server",
+        "reranker_server.cli",
+        must_have=frozenset({"onnxruntime-gpu", "tokenizers", "fastapi", "uvicorn"}),
+        must_not_have=frozenset({"onnxruntime", "torch", "transformers", "kopf", "kubernetes"}),
+    ),
+)
+
+
+@dataclass
+class Stage:
+    name: str
+    base: str
+    instructions: list[tuple[str, str]] = field(default_factory=list)
+
+    def lines(self, instruction: str) -> list[str]:
+        return [args for name, args in self.instructions if name == instruction]
+
+
+def parse_dockerfile(text: str) -> tuple[dict[str, str], dict[str, Stage]]:
+    """Global ARG defaults and the stages by name, continuation lines joined, comments dropped."""
+    uncommented = "\n".join(ln for ln in text.splitlines() if not ln.lstrip().startswith("#"))
+    logical = re.sub(r"\\\n", " ", uncommented)
+    global_args: dict[str, str] = {}
+    stages: dict[str, Stage] = {}
+    current: Stage | None = None
+    for line in filter(None, (ln.strip() for ln in logical.splitlines())):
+        instruction, _, args = line.partition(" ")
+        instruction = instruction.upper()
+        if instruction == "FROM":
+            base, _, name = args.partition(" AS ")
+            current = stages.setdefault(name.strip(), Stage(name.strip(), base.strip()))
+        elif current is None and instruction == "ARG":
+            key, _, value = args.partition("=")
+            global_args[key] = value
+        elif current is not None:
+            current.instructions.append((instruction, " ".join(args.split())))
+    return global_args, stages
+
+
+GLOBAL_ARGS, STAGES = parse_dockerfile(DOCKERFILE.read_text())
+
+
+def lineage(name: str) -> list[Stage]:
+    """The stage and every stage it is built FROM, nearest first."""
+    chain = []
+    while name in STAGES:
+        chain.append(STAGES[name])
+        name = STAGES[name].base
+    return chain
+
+
+def venv_stage(target: str) -> Stage:
+    """The stage whose /opt/venv the target copies."""
+    copies = [args for args in STAGES[target].lines("COPY") if "/opt/venv" in args]
+    assert len(copies) == 1, f"target {target} must copy exactly one /opt/venv, found {copies}"
+    match = re.search(r"--from=(\S+)", copies[0])
+    assert match, copies[0]
+    return STAGES[match.group(1)]
+
+
+def requirement_files(target: str) -> list[str]:
+    """docker/requirements-*.txt files the target's venv stage installs, in order."""
+    return [
+        path
+        for run in venv_stage(target).lines("RUN")
+        for path in re.findall(r"pip install -r (docker/requirements-[\w-]+\.txt)", run)
+    ]
+
+
+# -- Dockerfile structure ----------------------------------------------------------------------------
+
+
+def test_dockerfile_passes_hadolint() -> None:
+    result = subprocess.run(
+        [str(HADOLINT), "--config", str(REPO / ".hadolint.yaml"), str(DOCKERFILE)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_hadolint_catches_an_unpinned_base_image() -> None:
+    """Guards the lint: hadolint with our config must reject a Dockerfile built on an untagged image."""
+    result = subprocess.run(
+        [str(HADOLINT), "--config", str(REPO / ".hadolint.yaml"), "-"],
+        input="FROM python\nRUN pip install kopf\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert "DL3006" in result.stdout
+
+
+def test_dockerfile_has_a_target_per_image() -> None:
+    assert set(TARGETS) <= STAGES.keys()
+
+
+def test_the_default_target_is_the_cpu_server() -> None:
+    assert list(STAGES)[-1] == "server"
+
+
+@pytest.mark.parametrize("arg", ["PYTHON_IMAGE", "CUDA_IMAGE"])
+def test_base_images_are_pinned_to_a_full_version_tag(arg: str) -> None:
+    image = GLOBAL_ARGS[arg]
+    repository, _, tag = image.rpartition(":")
+    assert repository, f"{image} has no tag"
+    assert re.match(r"\d+\.\d+\.\d+-", tag), f"{image}: tag must carry a full x.y.z version, not {tag!r}"
+    assert "latest" not in tag
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_every_target_runs_as_the_numeric_non_root_uid_the_chart_uses(target: str) -> None:
+    users = [user for stage in lineage(target) for user in stage.lines("USER")]
+    assert users, f"{target} sets no USER"
+    assert users[0] == f"{APP_UID}:{APP_UID}"
+    assert any('--uid "${APP_UID}"' in run for stage in lineage(target) for run in stage.lines("RUN"))
+    assert any(arg == f"APP_UID={APP_UID}" for stage in lineage(target) for arg in stage.lines("ARG"))
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_every_target_carries_oci_labels(target: str) -> None:
+    labels = " ".join(label for stage in lineage(target) for label in stage.lines("LABEL"))
+    for key in ("title", "description", "version", "source", "licenses"):
+        assert f"org.opencontainers.image.{key}=" in labels, f"{target} lacks org.opencontainers.image.{key}"
+
+
+def test_image_version_label_defaults_to_the_chart_app_version() -> None:
+    args = [arg for stage in STAGES.values() for arg in stage.lines("ARG")]
+    versions = {arg for arg in args if arg.startswith("VERSION=")}
+    assert versions == {f"VERSION={CHART_APP_VERSION}"}
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_runtime_stages_carry_no_build_tools(target: str) -> None:
+    for stage in lineage(target):
+        if stage.name.endswith("-venv") or stage.name == "build":
+            continue
+        for run in stage.lines("RUN"):
+            assert "pip install" not in run, f"{stage.name} installs Python packages at runtime: {run}"
+            assert not BUILD_TOOLS.search(run), f"{stage.name} installs a build tool: {run}"
+
+
+def test_runtime_base_removes_the_installer() -> None:
+    runs = STAGES["runtime-base"].lines("RUN")
+    assert any("pip uninstall --yes pip setuptools wheel" in run for run in runs)
+
+
+@pytest.mark.parametrize("target", ["server", "server-gpu", "export"])
+def test_servers_keep_models_in_the_cache_volume(target: str) -> None:
+    env = " ".join(e for stage in lineage(target) for e in stage.lines("ENV"))
+    volumes = [v for stage in lineage(target) for v in stage.lines("VOLUME")]
+    assert "RERANKER_CACHE_DIR=/cache" in env
+    assert volumes == ['["/cache"]']
+
+
+@pytest.mark.parametrize(
+    ("target", "entrypoint", "command"),
+    [
+        ("server", "reranker-server", "serve"),
+        ("server-gpu", "reranker-server", "serve"),
+        ("operator", "reranker-operator", "run"),
+        ("export", "reranker-server", "export"),
+    ],
+)
+def test_targets_start_their_entrypoint(target: str, entrypoint: str, command: str) -> None:
+    assert STAGES[target].lines("ENTRYPOINT") == [json.dumps([entrypoint])]
+    assert json.loads(STAGES[target].lines("CMD")[0])[0] == command
+
+
+def test_gpu_server_selects_the_gpu_backend() -> None:
+    assert any("RERANKER_BACKEND=gpu" in env for env in STAGES["server-gpu"].lines("ENV"))
+
+
+@pytest.mark.parametrize("runtime", RUNTIME_SETS, ids=lambda r: r.target)
+def test_each_runtime_target_installs_exactly_its_own_requirement_file(runtime: RuntimeSet) -> None:
+    assert requirement_files(runtime.target) == [f"docker/requirements-{runtime.target}.txt"]
+
+
+def test_export_installs_cpu_torch_before_the_project() -> None:
+    assert requirement_files("export") == [
+        "docker/requirements-export-torch.txt",
+        "docker/requirements-export.txt",
+    ]
+    torch_requirements = (REPO / "docker/requirements-export-torch.txt").read_text()
+    assert "/whl/cpu" in torch_requirements
+
+
+def test_build_context_holds_only_what_the_images_install() -> None:
+    lines = (REPO / ".dockerignore").read_text().splitlines()
+    patterns = [ln for ln in lines if ln and not ln.startswith("#")]
+    assert patterns[0] == "*"
+    included = {p.removeprefix("!").rstrip("/") for p in patterns if p.startswith("!")}
+    copied = {
+        src.rstrip("/")
+        for stage in STAGES.values()
+        for args in stage.lines("COPY")
+        if "--from" not in args
+        for src in shlex.split(args)[:-1]
+    }
+    assert copied == included
+
+
+# -- requirement sets in fresh venvs (slow: real pip installs, cached by pip) --------------------------
+
+
+def run(cmd: list[str], timeout: int) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout, check=False)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1500)
+@pytest.mark.parametrize("runtime", RUNTIME_SETS, ids=lambda r: r.target)
+def test_requirement_set_installs_in_a_fresh_venv_and_the_entrypoint_runs(
+    runtime: RuntimeSet, tmp_path: Path
+) -> None:
+    """Same commands as the target's venv stage: `python -m venv`, `pip install -r docker/requirements-*.txt`.
+
+    The GPU set is resolved with this machine's CPython rather than the CUDA image's; what it proves is
+    that the set resolves without the CPU onnxruntime or torch and that the entrypoint imports.
+    """
+    venv = tmp_path / "venv"
+    created = run([sys.executable, "-m", "venv", str(venv)], timeout=120)
+    assert created.returncode == 0, created.stderr
+    for requirements in requirement_files(runtime.target):
+        installed = run([str(venv / "bin/pip"), "install", "--quiet", "-r", requirements], timeout=1200)
+        assert installed.returncode == 0, f"pip install -r {requirements} failed:\n{installed.stderr[-4000:]}"
+
+    listed = run([str(venv / "bin/pip"), "list", "--format", "json"], timeout=120)
+    distributions = {d["name"].lower().replace("_", "-") for d in json.loads(listed.stdout)}
+    assert runtime.must_have <= distributions, f"missing: {sorted(runtime.must_have - distributions)}"
+    assert not runtime.must_not_have & distributions, (
+        f"the {runtime.target} image would carry {sorted(runtime.must_not_have & distributions)}"
+    )
+
+    imported = run([str(venv / "bin/python"), "-c", f"import {runtime.module}"], timeout=120)
+    assert imported.returncode == 0, f"import {runtime.module} failed:\n{imported.stderr[-4000:]}"
+    helped = run([str(venv / "bin" / runtime.entrypoint), "--help"], timeout=120)
+    assert helped.returncode == 0, f"{runtime.entrypoint} --help failed:\n{helped.stderr[-4000:]}"
