@@ -1,0 +1,467 @@
+"""The RerankerDeployment API as typed models: the single source of truth.
+
+`crdgen.py` turns these models into the CRD (descriptions, defaults, bounds, enums and the
+CEL rules declared here), and the operator parses every spec with the same models, so
+the API server and the operator can never disagree about what a valid spec is. Each CEL
+rule has a Python twin that raises the same message; a test evaluates both on the same
+specs and fails if they disagree.
+
+Upstream Kubernetes shapes (resources, tolerations, affinity, env, image pull secrets,
+conditions) are not retyped: fields typed `Upstream(...)` are filled by `crdgen` from the
+official Kubernetes schemas and stay plain dicts here, validated by the API server.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Annotated, Any, Final, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, GetJsonSchemaHandler, ValidationError, model_validator
+from pydantic.alias_generators import to_camel
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
+
+from reranker_operator import naming
+
+UPSTREAM_KEY: Final = "x-kube-reranker-upstream"
+GPU_RESOURCE: Final = "nvidia.com/gpu"
+
+# Env vars the operator derives from spec fields; setting them in spec.env would silently
+# fight the spec, so the API rejects them and names the field to use instead.
+MANAGED_ENV: Final[Mapping[str, str]] = {
+    "RERANKER_HOST": "the operator (pods always listen on all interfaces)",
+    "RERANKER_PORT": "the operator (the Service targets port 8080)",
+    "RERANKER_METRICS_PORT": "the operator (Prometheus scrapes port 9090)",
+    "RERANKER_MODEL": "model.id",
+    "RERANKER_REVISION": "model.revision",
+    "RERANKER_CACHE_DIR": "model.cache",
+    "RERANKER_QUANTIZE": "model.quantization",
+    "RERANKER_MAX_LENGTH": "model.maxLength",
+    "RERANKER_BACKEND": "backend",
+    "RERANKER_MAX_CANDIDATES": "maxCandidates",
+    "RERANKER_K_CAP_POLICY": "maxCandidatesPolicy",
+    "RERANKER_MAX_BATCH_TOKENS": "batching.maxBatchTokens",
+    "RERANKER_MAX_BATCH_WAIT_MS": "batching.maxWaitMilliseconds",
+    "RERANKER_LATENCY_SLO_MS": "latencySLO.p95Milliseconds",
+    "RERANKER_WARMUP_REQUESTS": "warmup.requests",
+    "RERANKER_INTRA_OP_THREADS": "resources (threads follow the CPU limit)",
+    "RERANKER_DRAIN_TIMEOUT_S": "the operator (it sizes terminationGracePeriodSeconds)",
+}
+MAX_TOKENS_PER_REQUEST: Final = 1_048_576
+SELECTOR_LABEL_KEYS: Final = (naming.LABEL_NAME, naming.LABEL_INSTANCE)
+
+
+@dataclass(frozen=True)
+class CelRule:
+    """One `x-kubernetes-validations` entry and its Python twin's message."""
+
+    rule: str
+    message: str
+
+    def require(self, condition: bool) -> None:
+        if not condition:
+            raise ValueError(self.message)
+
+    def as_schema(self) -> dict[str, str]:
+        return {"rule": self.rule, "message": self.message}
+
+
+def cel(*rules: CelRule) -> dict[str, Any]:
+    return {"x-kubernetes-validations": [rule.as_schema() for rule in rules]}
+
+
+class Upstream:
+    """Marks a field whose schema is an official Kubernetes definition, inlined by crdgen."""
+
+    def __init__(self, definition: str) -> None:
+        self.definition = definition
+
+    def __get_pydantic_json_schema__(
+        self, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        return {UPSTREAM_KEY: self.definition}
+
+
+ResourceRequirements = Annotated[dict[str, Any], Upstream("io.k8s.api.core.v1.ResourceRequirements")]
+Toleration = Annotated[dict[str, Any], Upstream("io.k8s.api.core.v1.Toleration")]
+Affinity = Annotated[dict[str, Any], Upstream("io.k8s.api.core.v1.Affinity")]
+EnvVar = Annotated[dict[str, Any], Upstream("io.k8s.api.core.v1.EnvVar")]
+LocalObjectReference = Annotated[dict[str, Any], Upstream("io.k8s.api.core.v1.LocalObjectReference")]
+Condition = Annotated[dict[str, Any], Upstream("io.k8s.apimachinery.pkg.apis.meta.v1.Condition")]
+
+
+class ApiModel(BaseModel):
+    """camelCase on the wire, snake_case in Python, unknown fields rejected (the CRD prunes them)."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True)
+
+
+def section(model: type[ApiModel], description: str) -> Any:
+    """A nested object that is always present: `default: {}` lets the API server fill its defaults."""
+    return Field(default_factory=model, description=description, json_schema_extra={"default": {}})
+
+
+CACHE_CLAIM_XOR_SIZE = CelRule(
+    "!(has(self.claimName) && has(self.sizeMebibytes))",
+    "model.cache.sizeMebibytes sizes the default emptyDir cache and cannot be combined with "
+    "model.cache.claimName (the PVC's own size applies): remove one of them",
+)
+
+
+class CacheSpec(ApiModel):
+    """Where the pod keeps the downloaded and exported model between restarts."""
+
+    model_config = ConfigDict(json_schema_extra=cel(CACHE_CLAIM_XOR_SIZE))
+
+    claim_name: str | None = Field(
+        None,
+        max_length=253,
+        description="Name of a PersistentVolumeClaim in the same namespace to cache the model in, so "
+        "restarts skip the download and export. Use a ReadWriteMany claim when replicas.max > 1. "
+        "Empty: an emptyDir that lives as long as the pod.",
+    )
+    size_mebibytes: int | None = Field(
+        None,
+        ge=256,
+        le=1_048_576,
+        description="Size limit of the default emptyDir cache in MiB (4096 when empty).",
+    )
+
+    @model_validator(mode="after")
+    def _claim_xor_size(self) -> CacheSpec:
+        CACHE_CLAIM_XOR_SIZE.require(not (self.claim_name is not None and self.size_mebibytes is not None))
+        return self
+
+
+class ModelSpec(ApiModel):
+    """Which cross-encoder to serve and how its inputs are bounded."""
+
+    id: str = Field(
+        min_length=1,
+        max_length=512,
+        description="Hugging Face model id (e.g. cross-encoder/ms-marco-MiniLM-L-6-v2, "
+        "BAAI/bge-reranker-v2-m3) or a directory inside the cache volume.",
+    )
+    revision: str = Field(
+        "main", min_length=1, max_length=256, description="Model revision: branch, tag or commit."
+    )
+    max_length: int = Field(
+        512,
+        ge=16,
+        le=8192,
+        description="Maximum tokens per (query, document) pair; longer pairs are truncated. Latency grows "
+        "with it, so keep it as small as the documents allow.",
+    )
+    quantization: Literal["none", "int8"] = Field(
+        "none",
+        description="int8: dynamic int8 weights on CPU, typically 2-3x faster at a small accuracy cost.",
+    )
+    cache: CacheSpec = section(CacheSpec, "Where the model is cached inside the pod.")
+
+
+class GpuSpec(ApiModel):
+    """GPU scheduling; only valid with backend: gpu."""
+
+    count: int = Field(1, ge=1, le=16, description="GPUs per replica (the nvidia.com/gpu limit).")
+
+
+class LatencySLOSpec(ApiModel):
+    """The latency users may expect, which autoscaling and alerts defend."""
+
+    p95_milliseconds: int = Field(
+        500, ge=1, le=600_000, description="Target P95 latency of one rerank request, in milliseconds."
+    )
+
+
+REPLICAS_MIN_LE_MAX = CelRule(
+    "self.min <= self.max",
+    "replicas.min must be less than or equal to replicas.max: raise replicas.max or lower replicas.min",
+)
+
+
+class ReplicasSpec(ApiModel):
+    """Bounds for the number of server pods."""
+
+    model_config = ConfigDict(json_schema_extra=cel(REPLICAS_MIN_LE_MAX))
+
+    min: int = Field(
+        1, ge=1, le=1000, description="Minimum replicas; more than 1 also adds a PodDisruptionBudget."
+    )
+    max: int = Field(4, ge=1, le=1000, description="Maximum replicas the autoscaler may scale to.")
+
+    @model_validator(mode="after")
+    def _min_le_max(self) -> ReplicasSpec:
+        REPLICAS_MIN_LE_MAX.require(self.min <= self.max)
+        return self
+
+
+class BatchingSpec(ApiModel):
+    """Dynamic batching across concurrent requests (the server's token budget)."""
+
+    max_batch_tokens: int = Field(
+        16384, ge=256, le=1_048_576, description="Token budget of one model call across requests."
+    )
+    max_wait_milliseconds: int = Field(
+        5, ge=0, le=1000, description="How long a batch may wait for more requests before it runs."
+    )
+
+
+class WarmupSpec(ApiModel):
+    """Warm-up before a pod takes traffic, and how long start-up may take."""
+
+    requests: int = Field(3, ge=0, le=1000, description="Warm-up requests per shape before /ready turns 200.")
+    startup_timeout_seconds: int = Field(
+        900,
+        ge=30,
+        le=86_400,
+        description="How long a new pod may take to download, export, load and warm up the model before "
+        "Kubernetes restarts it (the startupProbe budget).",
+    )
+
+
+class AutoscalingSpec(ApiModel):
+    """Scaling on the P95 latency users feel, with in-flight requests as the leading signal."""
+
+    enabled: bool = Field(
+        True, description="Scale between replicas.min and replicas.max on latency and load."
+    )
+    metrics_source: Literal["auto", "keda", "prometheus-adapter"] = Field(
+        "auto",
+        description="How the P95 reaches the autoscaler: keda (a ScaledObject with a Prometheus trigger), "
+        "prometheus-adapter (an HPA with an Object metric on the Service), or auto (keda when its CRD is "
+        "installed and the operator knows the Prometheus URL, otherwise prometheus-adapter).",
+    )
+    slo_headroom_percent: int = Field(
+        80,
+        ge=10,
+        le=100,
+        description="Scale out when P95 exceeds this percentage of latencySLO.p95Milliseconds, before "
+        "the SLO is breached.",
+    )
+    in_flight_per_replica: int = Field(
+        8, ge=1, le=10_000, description="Target average of in-flight requests per pod (the leading signal)."
+    )
+    scale_down_stabilization_seconds: int = Field(
+        300,
+        ge=0,
+        le=3600,
+        description="How long load must stay low before replicas are removed; warm-up makes new pods "
+        "expensive, so scale-in is deliberately slow.",
+    )
+
+
+class MonitoringSpec(ApiModel):
+    """Prometheus Operator objects, rendered only when their CRDs exist in the cluster."""
+
+    service_monitor: bool = Field(True, description="Render a ServiceMonitor for the metrics port.")
+    prometheus_rule: bool = Field(True, description="Render a PrometheusRule with SLO and health alerts.")
+
+
+POD_LABELS_KEEP_SELECTOR = CelRule(
+    "!has(self.labels) || (!('app.kubernetes.io/name' in self.labels) "
+    "&& !('app.kubernetes.io/instance' in self.labels))",
+    "podTemplate.labels must not set app.kubernetes.io/name or app.kubernetes.io/instance: the operator "
+    "selects its pods with them; use another label key",
+)
+
+
+class PodTemplateSpec(ApiModel):
+    """Pod-level overrides that users of other operators expect."""
+
+    model_config = ConfigDict(json_schema_extra=cel(POD_LABELS_KEEP_SELECTOR))
+
+    annotations: dict[str, str] = Field(
+        default_factory=dict, json_schema_extra={"maxProperties": 64}, description="Extra pod annotations."
+    )
+    labels: dict[str, str] = Field(
+        default_factory=dict, json_schema_extra={"maxProperties": 64}, description="Extra pod labels."
+    )
+    node_selector: dict[str, str] = Field(
+        default_factory=dict,
+        json_schema_extra={"maxProperties": 64},
+        description="Node labels the pods must run on (e.g. a GPU node pool).",
+    )
+    tolerations: list[Toleration] = Field(
+        default_factory=list,
+        max_length=64,
+        description="Taints the pods tolerate; backend gpu adds the nvidia.com/gpu toleration itself.",
+    )
+    affinity: Affinity | None = Field(
+        None, description="Scheduling constraints; empty: prefer spreading replicas across nodes."
+    )
+    priority_class_name: str | None = Field(None, max_length=253, description="PriorityClass of the pods.")
+    image_pull_secrets: list[LocalObjectReference] = Field(
+        default_factory=list, max_length=16, description="Secrets for pulling a private server image."
+    )
+    service_account_name: str | None = Field(
+        None,
+        max_length=253,
+        description="ServiceAccount of the pods (e.g. one bound to a private model registry).",
+    )
+
+    @model_validator(mode="after")
+    def _keep_selector(self) -> PodTemplateSpec:
+        POD_LABELS_KEEP_SELECTOR.require(not any(key in self.labels for key in SELECTOR_LABEL_KEYS))
+        return self
+
+
+GPU_FIELDS_NEED_GPU_BACKEND = CelRule(
+    "!has(self.gpu) || self.backend == 'gpu'",
+    "spec.gpu is only allowed with backend: gpu: set backend: gpu or remove spec.gpu",
+)
+INT8_NEEDS_CPU = CelRule(
+    "!(self.backend == 'gpu' && self.model.quantization == 'int8')",
+    "model.quantization int8 is a CPU optimisation (dynamic int8 runs on the CPU execution provider): "
+    "use quantization: none with backend: gpu, or backend: cpu",
+)
+REQUEST_TOKENS_BOUNDED = CelRule(
+    f"self.maxCandidates * self.model.maxLength <= {MAX_TOKENS_PER_REQUEST}",
+    f"maxCandidates x model.maxLength must be at most {MAX_TOKENS_PER_REQUEST} tokens per request: "
+    "lower maxCandidates or model.maxLength",
+)
+BATCH_FITS_ONE_PAIR = CelRule(
+    "self.batching.maxBatchTokens >= self.model.maxLength",
+    "batching.maxBatchTokens must be at least model.maxLength so that one pair of maximum length fits "
+    "in a batch: raise batching.maxBatchTokens or lower model.maxLength",
+)
+ENV_NOT_MANAGED = CelRule(
+    "!has(self.env) || self.env.all(e, !(e.name in ["
+    + ", ".join(f"'{name}'" for name in MANAGED_ENV)
+    + "]))",
+    "env must not set the RERANKER_* variables the operator derives from the spec "
+    "(RERANKER_MODEL comes from model.id, RERANKER_MAX_CANDIDATES from maxCandidates, ...): "
+    "set the spec field instead",
+)
+
+
+class RerankerDeploymentSpec(ApiModel):
+    """What the user wants: a model, a backend, a k cap and a latency SLO."""
+
+    model_config = ConfigDict(
+        json_schema_extra=cel(
+            GPU_FIELDS_NEED_GPU_BACKEND,
+            INT8_NEEDS_CPU,
+            REQUEST_TOKENS_BOUNDED,
+            BATCH_FITS_ONE_PAIR,
+            ENV_NOT_MANAGED,
+        )
+    )
+
+    model: ModelSpec = Field(description="The cross-encoder to serve.")
+    backend: Literal["cpu", "gpu"] = Field(
+        "cpu", description="cpu: ONNX Runtime CPU execution provider; gpu: CUDA execution provider."
+    )
+    gpu: GpuSpec | None = Field(None, description="GPU scheduling; only with backend: gpu.")
+    max_candidates: int = Field(
+        100,
+        ge=1,
+        le=1000,
+        description="The k cap: the most documents one request may ask to rerank. Latency grows linearly "
+        "with it.",
+    )
+    max_candidates_policy: Literal["reject", "truncate"] = Field(
+        "reject",
+        description="Requests over the k cap: reject answers 413 naming the cap; truncate scores only the "
+        "first maxCandidates documents and says so in a response header.",
+    )
+    latency_slo: LatencySLOSpec = Field(
+        default_factory=LatencySLOSpec,
+        alias="latencySLO",
+        description="The latency objective.",
+        json_schema_extra={"default": {}},
+    )
+    replicas: ReplicasSpec = section(ReplicasSpec, "Replica bounds.")
+    batching: BatchingSpec = section(BatchingSpec, "Dynamic batching knobs.")
+    warmup: WarmupSpec = section(WarmupSpec, "Warm-up and start-up budget.")
+    autoscaling: AutoscalingSpec = section(AutoscalingSpec, "Autoscaling on P95 latency.")
+    monitoring: MonitoringSpec = section(MonitoringSpec, "Prometheus Operator integration.")
+    resources: ResourceRequirements | None = Field(
+        None,
+        description="Server container resources; empty: sized for the backend. The CPU limit also sets the "
+        "ONNX Runtime thread count, and gpu.count sets the nvidia.com/gpu limit.",
+    )
+    image: str | None = Field(
+        None,
+        max_length=1024,
+        description="Server image; empty: the operator's default CPU or GPU image for the backend.",
+    )
+    env: list[EnvVar] = Field(
+        default_factory=list,
+        max_length=128,
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
+        description="Extra environment variables for the server container (e.g. HF_TOKEN from a Secret).",
+    )
+    pod_template: PodTemplateSpec = section(PodTemplateSpec, "Pod-level overrides.")
+
+    @model_validator(mode="after")
+    def _cross_field_rules(self) -> RerankerDeploymentSpec:
+        GPU_FIELDS_NEED_GPU_BACKEND.require(self.gpu is None or self.backend == "gpu")
+        INT8_NEEDS_CPU.require(not (self.backend == "gpu" and self.model.quantization == "int8"))
+        REQUEST_TOKENS_BOUNDED.require(self.max_candidates * self.model.max_length <= MAX_TOKENS_PER_REQUEST)
+        BATCH_FITS_ONE_PAIR.require(self.batching.max_batch_tokens >= self.model.max_length)
+        ENV_NOT_MANAGED.require(all(item.get("name") not in MANAGED_ENV for item in self.env))
+        return self
+
+
+class RerankerDeploymentStatus(ApiModel):
+    """What the operator observed; written by the operator only."""
+
+    observed_generation: int | None = Field(
+        None, description="The metadata.generation of the spec the status describes."
+    )
+    conditions: list[Condition] = Field(
+        default_factory=list,
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
+        description="Ready, Progressing, WarmedUp, Degraded, Autoscaling and SLOMet, following the "
+        "Kubernetes API conventions.",
+    )
+    replicas: int | None = Field(None, description="Server pods that exist.")
+    ready_replicas: int | None = Field(
+        None, description="Server pods that loaded the model and finished warm-up."
+    )
+    endpoint: str | None = Field(None, description="In-cluster URL of the reranking service.")
+    metrics_source: Literal["keda", "prometheus-adapter"] | None = Field(
+        None, description="How P95 reaches the autoscaler; empty when autoscaling is off or unavailable."
+    )
+    p95_milliseconds: int | None = Field(
+        None, description="P95 latency measured by Prometheus; empty until metrics exist."
+    )
+
+
+NAME_RULE = CelRule(
+    f"size(self.metadata.name) <= {naming.MAX_NAME_LENGTH} && "
+    f"self.metadata.name.matches('{naming.DNS1035_LABEL_PATTERN}')",
+    f"metadata.name names the Service and every other child object, so it must be a DNS-1035 label: at most "
+    f"{naming.MAX_NAME_LENGTH} lowercase letters, digits and '-', starting with a letter: choose a shorter "
+    "or simpler name",
+)
+
+
+def check_name(name: str) -> None:
+    """The Python twin of NAME_RULE, for specs that did not pass the API server (render, old CRDs)."""
+    NAME_RULE.require(
+        len(name) <= naming.MAX_NAME_LENGTH and re.match(naming.DNS1035_LABEL_PATTERN, name) is not None
+    )
+
+
+class InvalidSpecError(ValueError):
+    """A spec the operator cannot act on; the message says what to fix."""
+
+
+def parse_spec(spec: Mapping[str, Any]) -> RerankerDeploymentSpec:
+    """Validate a CR's spec, turning pydantic's errors into one message per problem with its field path."""
+    try:
+        return RerankerDeploymentSpec.model_validate(dict(spec))
+    except ValidationError as exc:
+        raise InvalidSpecError(describe_errors(exc)) from None
+
+
+def describe_errors(exc: ValidationError) -> str:
+    problems = []
+    for error in exc.errors(include_url=False):
+        path = ".".join(["spec", *(str(part) for part in error["loc"])])
+        message = error["msg"].removeprefix("Value error, ")
+        problems.append(f"{path}: {message}")
+    return "; ".join(problems)

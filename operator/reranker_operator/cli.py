@@ -1,0 +1,131 @@
+"""`reranker-operator run | render -f cr.yaml | crd`.
+
+`run` builds the settings from the environment (the chart sets RERANKER_OPERATOR_*) and
+starts kopf with the matching arguments; `render` prints what the operator would apply for
+a manifest, with no cluster; `crd` prints the generated CustomResourceDefinition.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import kopf.cli
+import yaml
+
+from reranker_operator import api, config, crdgen, naming
+from reranker_operator.plan import Capabilities, owned, plan_children
+from reranker_operator.resources.common import ChildRef
+
+HANDLERS_MODULE = "reranker_operator.handlers"
+
+
+class RenderError(ValueError):
+    """A manifest that cannot be rendered; the message names the file and the problem."""
+
+
+def kopf_argv(settings: config.OperatorConfig, *, verbose: bool = False, debug: bool = False) -> list[str]:
+    """kopf's CLI arguments for these settings: what `run` executes and what the smoke test runs."""
+    argv = [
+        "run",
+        "--module",
+        HANDLERS_MODULE,
+        "--liveness",
+        config.LIVENESS_ENDPOINT,
+        "--log-format",
+        "json" if settings.log_format == "json" else "full",
+    ]
+    if settings.clusterwide:
+        argv.append("--all-namespaces")
+    for namespace in settings.namespaces:
+        argv += ["--namespace", namespace]
+    argv += ["--peering", settings.peering] if settings.peering else ["--standalone"]
+    if verbose:
+        argv.append("--verbose")
+    if debug:
+        argv.append("--debug")
+    return argv
+
+
+def render(
+    documents: Iterable[Any], settings: config.OperatorConfig, capabilities: Capabilities
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """Every child the operator would apply for the RerankerDeployments in `documents`, plus warnings."""
+    objects: list[dict[str, Any]] = []
+    warnings: list[str] = []
+    for document in documents:
+        if document is None:
+            continue
+        if document.get("apiVersion") != naming.API_VERSION or document.get("kind") != naming.KIND:
+            raise RenderError(f"expected {naming.API_VERSION} {naming.KIND}, got {document.get('kind')}")
+        meta = {"namespace": "default", **(document.get("metadata") or {})}
+        name = meta.get("name", "")
+        try:
+            api.check_name(name)
+            spec = api.parse_spec(document.get("spec") or {})
+        except ValueError as exc:
+            raise RenderError(f"{naming.KIND} {name or '<unnamed>'}: {exc}") from None
+        wanted = capabilities
+        if spec.autoscaling.enabled and spec.autoscaling.metrics_source == "keda":
+            wanted = Capabilities(
+                capabilities.service_monitors, capabilities.prometheus_rules, scaled_objects=True
+            )
+        plan = plan_children(spec, ChildRef(cr_name=name, namespace=meta["namespace"]), settings, wanted)
+        warnings += [f"{name}: {problem.message}" for problem in plan.problems]
+        # Owner references need the live object's uid; a manifest from disk usually has none.
+        objects += owned(plan.children, {**document, "metadata": meta}) if meta.get("uid") else plan.children
+    return objects, warnings
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="reranker-operator", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="run the operator (settings from RERANKER_OPERATOR_* variables)")
+    run.add_argument("-v", "--verbose", action="store_true", help="log handler progress")
+    run.add_argument("--debug", action="store_true", help="log every API request")
+    show = commands.add_parser("render", help="print the objects the operator would apply, with no cluster")
+    show.add_argument(
+        "-f", "--filename", action="append", required=True, type=Path, help="RerankerDeployment YAML"
+    )
+    show.add_argument(
+        "--with-prometheus-operator", action="store_true", help="assume ServiceMonitor and PrometheusRule"
+    )
+    show.add_argument("--with-keda", action="store_true", help="assume KEDA's ScaledObject is served")
+    show.add_argument(
+        "--prometheus-url", help="Prometheus URL for KEDA triggers (default: the operator's setting)"
+    )
+    commands.add_parser("crd", help="print the generated CustomResourceDefinition")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = _parser().parse_args(argv)
+    try:
+        settings = config.load()
+    except config.ConfigError as exc:
+        sys.exit(f"reranker-operator: {exc}")
+    if args.command == "crd":
+        sys.stdout.write(crdgen.render_crd())
+    elif args.command == "render":
+        if args.prometheus_url:
+            settings = settings.model_copy(update={"prometheus_url": args.prometheus_url})
+        capabilities = Capabilities(
+            service_monitors=args.with_prometheus_operator,
+            prometheus_rules=args.with_prometheus_operator,
+            scaled_objects=args.with_keda,
+        )
+        try:
+            documents = [doc for path in args.filename for doc in yaml.safe_load_all(path.read_text())]
+            objects, warnings = render(documents, settings, capabilities)
+        except (OSError, yaml.YAMLError, RenderError) as exc:
+            sys.exit(f"reranker-operator render: {exc}")
+        for warning in warnings:
+            print(f"warning: {warning}", file=sys.stderr)
+        sys.stdout.write(yaml.safe_dump_all(objects, sort_keys=False, explicit_start=True))
+    else:
+        kopf.cli.main(
+            args=kopf_argv(settings, verbose=args.verbose, debug=args.debug), prog_name="reranker-operator"
+        )

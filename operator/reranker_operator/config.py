@@ -1,0 +1,78 @@
+"""Operator settings: one typed object, built once at the edge from the environment.
+
+The Helm chart sets these variables; `reranker-operator run` turns them into kopf's CLI
+arguments and the startup handler stores the same object in kopf's memo for the handlers.
+Nothing else in the package reads the environment.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from importlib.metadata import version
+from typing import Final, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+ENV_PREFIX: Final = "RERANKER_OPERATOR_"
+LIVENESS_ENDPOINT: Final = "http://0.0.0.0:8080/healthz"
+# The images' tag is the package version, which is also the chart's appVersion: one place.
+IMAGE_TAG: Final = version("kube-reranker")
+DEFAULT_SERVER_IMAGE: Final = f"kube-reranker/reranker-server:{IMAGE_TAG}"
+DEFAULT_SERVER_GPU_IMAGE: Final = f"kube-reranker/reranker-server-gpu:{IMAGE_TAG}"
+
+
+class ConfigError(ValueError):
+    """An operator setting that cannot be used; the message names the variable."""
+
+
+class OperatorConfig(BaseModel):
+    """Everything the operator process needs to know about its environment."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    namespaces: tuple[str, ...] = Field((), description="Namespaces to watch; empty: the whole cluster.")
+    peering: str | None = Field(None, description="kopf peering name for several replicas; None: standalone.")
+    server_image: str = DEFAULT_SERVER_IMAGE
+    server_gpu_image: str = DEFAULT_SERVER_GPU_IMAGE
+    prometheus_url: str | None = Field(
+        None, description="Prometheus HTTP API base URL, for KEDA and SLO status."
+    )
+    log_format: Literal["text", "json"] = "text"
+    resync_seconds: int = Field(300, ge=10, description="How often every CR is re-reconciled to undo drift.")
+    kubeconfig: str | None = Field(None, description="Kubeconfig path; None: in-cluster or ~/.kube/config.")
+    in_cluster: bool = Field(False, description="Running in a pod with a service account token.")
+
+    @property
+    def clusterwide(self) -> bool:
+        return not self.namespaces
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> OperatorConfig:
+        def setting(name: str) -> str | None:
+            value = environ.get(ENV_PREFIX + name, "").strip()
+            return value or None
+
+        values: dict[str, object] = {
+            "namespaces": tuple(ns.strip() for ns in (setting("NAMESPACES") or "").split(",") if ns.strip()),
+            "peering": setting("PEERING"),
+            "server_image": setting("SERVER_IMAGE") or DEFAULT_SERVER_IMAGE,
+            "server_gpu_image": setting("SERVER_GPU_IMAGE") or DEFAULT_SERVER_GPU_IMAGE,
+            "prometheus_url": setting("PROMETHEUS_URL"),
+            "log_format": setting("LOG_FORMAT") or "text",
+            "resync_seconds": setting("RESYNC_SECONDS") or 300,
+            "kubeconfig": environ.get("KUBECONFIG") or None,
+            "in_cluster": bool(environ.get("KUBERNETES_SERVICE_HOST")),
+        }
+        try:
+            return cls.model_validate(values)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{ENV_PREFIX}{str(error['loc'][0]).upper()}: {error['msg']}"
+                for error in exc.errors(include_url=False)
+            )
+            raise ConfigError(problems) from None
+
+
+def load() -> OperatorConfig:
+    return OperatorConfig.from_env(os.environ)

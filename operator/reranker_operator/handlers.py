@@ -1,0 +1,200 @@
+"""kopf handlers only: read the event, call reconcile/status, write status, translate errors.
+
+Level-based: create, update, resume and a periodic resync all run the same idempotent
+reconcile. The operator's own status goes through kopf's `patch`; the Deployment watcher
+writes the CR's status through its status subresource.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+from collections.abc import Mapping
+from typing import Any, Final
+
+import kopf
+
+from reranker_operator import api, config, kinds, naming, status
+from reranker_operator.client import ApiError, KubeClient, connection_info, load_configuration
+from reranker_operator.plan import Problem
+from reranker_operator.reconcile import ChildConflictError, reconcile
+
+RESYNC_INTERVAL_S: Final = 300.0
+RESYNC_IDLE_S: Final = 60.0
+REJECTED_RETRY_S: Final = 300.0
+MAX_BACKOFF_S: Final = 300.0
+
+
+@kopf.on.startup()
+def operator_configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    operator_config = config.load()
+    # kopf's bookkeeping lives in annotations under our group: status is our API, not kopf's scratchpad.
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=naming.ANNOTATION_PREFIX)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=naming.ANNOTATION_PREFIX)
+    # Only used if a deletion handler is ever added; children are removed by garbage collection.
+    settings.persistence.finalizer = f"{naming.GROUP}/finalizer"
+    # Log lines become Kubernetes Events only for problems; success is reported by our own events.
+    settings.posting.level = logging.WARNING
+    # Events are attributed to the operator, not to "kopf".
+    settings.posting.reporting_component = naming.MANAGED_BY
+    # Servers end watches after this long, so a silently dead connection is replaced in bounded time.
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+    # A stuck request must not block a handler forever; the handler retries with backoff.
+    settings.networking.request_timeout = 60
+    # With a peering name, at most one replica is ever active: peering is mandatory, never guessed.
+    settings.peering.mandatory = operator_config.peering is not None
+    # Watching the whole cluster uses the cluster-scoped peering object, namespaces the namespaced one.
+    settings.peering.clusterwide = operator_config.clusterwide
+    # Keep watching CRDs and namespaces, so a CRD installed or a namespace created later is picked up.
+    settings.scanning.disabled = False
+    memo.config = operator_config
+    memo.client = KubeClient(load_configuration(operator_config))
+
+
+@kopf.on.login()
+def operator_login(memo: kopf.Memo, **_: Any) -> kopf.ConnectionInfo:
+    return connection_info(load_configuration(memo.config))
+
+
+@kopf.on.cleanup()
+def operator_cleanup(memo: kopf.Memo, **_: Any) -> None:
+    memo.client.close()
+
+
+@kopf.on.resume(naming.GROUP, naming.VERSION, naming.PLURAL)
+@kopf.on.create(naming.GROUP, naming.VERSION, naming.PLURAL)
+@kopf.on.update(naming.GROUP, naming.VERSION, naming.PLURAL)
+async def rerankerdeployment_reconcile(
+    body: kopf.Body, spec: kopf.Spec, patch: kopf.Patch, memo: kopf.Memo, retry: int, **_: Any
+) -> None:
+    parsed = _parse_or_reject(body, spec, patch)
+    await _reconcile(body, parsed, patch, memo, retry)
+
+
+@kopf.timer(naming.GROUP, naming.VERSION, naming.PLURAL, interval=RESYNC_INTERVAL_S, idle=RESYNC_IDLE_S)
+async def rerankerdeployment_resync(
+    body: kopf.Body, spec: kopf.Spec, patch: kopf.Patch, memo: kopf.Memo, retry: int, **_: Any
+) -> None:
+    """Undo drift (a deleted Service, an edited Deployment); a no-op write-wise when nothing drifted."""
+    try:
+        parsed = _validated(body, spec)
+    except api.InvalidSpecError:
+        return  # already reported by the reconcile handler; the timer must not repeat the event
+    await _reconcile(body, parsed, patch, memo, retry)
+
+
+@kopf.on.event(
+    kinds.DEPLOYMENT.group,
+    kinds.DEPLOYMENT.version,
+    kinds.DEPLOYMENT.plural,
+    labels={naming.LABEL_MANAGED_BY: naming.MANAGED_BY},
+)
+async def deployment_status_changed(
+    body: kopf.Body, type: str | None, namespace: str, memo: kopf.Memo, logger: kopf.Logger, **_: Any
+) -> None:
+    owner = _owner_reference(body)
+    if owner is None or namespace is None:
+        return
+    client: KubeClient = memo.client
+    try:
+        cr = await client.get(kinds.RERANKER, namespace, owner["name"])
+        if cr is None or cr["metadata"].get("uid") != owner["uid"]:
+            return
+        previous = cr.get("status") or {}
+        deployment = None if type == "DELETED" else dict(body)
+        desired = status.refreshed_status(deployment=deployment, previous=previous, now=_now())
+        changes = status.status_patch(previous, desired)
+        if changes:
+            await client.patch_status(kinds.RERANKER, namespace, owner["name"], changes)
+    except ApiError as exc:
+        # Event handlers are not retried; the next Deployment event or the resync repairs the status.
+        logger.warning(f"Could not update the status of {owner['name']} from its Deployment: {exc}")
+
+
+def _validated(body: kopf.Body, spec: kopf.Spec) -> api.RerankerDeploymentSpec:
+    try:
+        api.check_name(body.metadata["name"])
+    except ValueError as exc:
+        raise api.InvalidSpecError(f"metadata.name: {exc}") from None
+    return api.parse_spec(spec)
+
+
+def _parse_or_reject(body: kopf.Body, spec: kopf.Spec, patch: kopf.Patch) -> api.RerankerDeploymentSpec:
+    try:
+        return _validated(body, spec)
+    except api.InvalidSpecError as exc:
+        problem = Problem(status.INVALID_SPEC, str(exc))
+        rejected = status.rejected_status(
+            problem=problem, generation=_generation(body), previous=body.status, now=_now()
+        )
+        _write_status(body, patch, rejected)
+        kopf.warn(body, reason=status.INVALID_SPEC, message=str(exc))
+        raise kopf.PermanentError(f"Invalid spec, fix it and the operator retries: {exc}") from None
+
+
+async def _reconcile(
+    body: kopf.Body, spec: api.RerankerDeploymentSpec, patch: kopf.Patch, memo: kopf.Memo, retry: int
+) -> None:
+    try:
+        outcome = await reconcile(memo.client, owner=body, spec=spec, config=memo.config)
+    except ChildConflictError as exc:
+        raise _rejected(body, patch, Problem(status.CHILD_CONFLICT, str(exc))) from None
+    except ApiError as exc:
+        if exc.transient:
+            raise kopf.TemporaryError(f"Transient API error, retrying: {exc}", delay=_backoff(retry)) from exc
+        raise _rejected(
+            body, patch, Problem("ApiRejected", f"the API server rejected a child: {exc}")
+        ) from None
+    new_status = status.reconciled_status(
+        spec=spec,
+        name=body.metadata["name"],
+        namespace=body.metadata["namespace"],
+        generation=_generation(body),
+        plan=outcome.plan,
+        problems=(),
+        deployment=outcome.deployment,
+        previous=body.status,
+        now=_now(),
+    )
+    _write_status(body, patch, new_status)
+    if outcome.changes:
+        kopf.info(body, reason="Applied", message="; ".join(str(change) for change in outcome.changes))
+
+
+def _rejected(body: kopf.Body, patch: kopf.Patch, problem: Problem) -> kopf.TemporaryError:
+    """A problem a quick retry cannot fix: say so in status and an Event, and retry slowly."""
+    conditions = status.stamp(
+        [status.Verdict(status.DEGRADED, True, problem.reason, problem.message)],
+        body.status.get("conditions") or (),
+        _generation(body),
+        _now(),
+    )
+    _write_status(body, patch, {**body.status, "conditions": conditions})
+    kopf.warn(body, reason=problem.reason, message=problem.message)
+    return kopf.TemporaryError(problem.message, delay=REJECTED_RETRY_S)
+
+
+def _write_status(body: kopf.Body, patch: kopf.Patch, desired: Mapping[str, Any]) -> None:
+    for key, value in status.status_patch(body.status, desired).items():
+        patch.status[key] = value
+
+
+def _owner_reference(body: kopf.Body) -> Mapping[str, Any] | None:
+    for ref in body.metadata.get("ownerReferences") or ():
+        if ref.get("kind") == naming.KIND and ref.get("apiVersion") == naming.API_VERSION:
+            return ref
+    return None
+
+
+def _generation(body: kopf.Body) -> int | None:
+    return body.metadata.get("generation")
+
+
+def _backoff(retry: int) -> float:
+    """5 s, 10 s, 20 s ... capped at 5 minutes: quick recovery from blips, no hot loop in outages."""
+    return min(MAX_BACKOFF_S, 5.0 * 2**retry)
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -1,0 +1,138 @@
+"""Desired versus actual: apply the planned children idempotently and remove those no longer planned.
+
+A child is written only when a field the operator sets differs from the stored object, so a
+reconcile with nothing changed makes no write (resyncs and restarts are free). Fields the
+API server or other controllers add (defaults, the HPA's replica count) are not ours and are
+never compared. Deletion of the whole RerankerDeployment is left to Kubernetes' garbage
+collector through the ownerReferences.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final, Literal
+
+from reranker_operator import kinds, naming
+from reranker_operator.api import RerankerDeploymentSpec
+from reranker_operator.client import KubeClient
+from reranker_operator.config import OperatorConfig
+from reranker_operator.plan import Capabilities, Plan, owned, plan_children
+from reranker_operator.resources.common import ChildRef
+from reranker_operator.resources.quantity import same_value
+
+# Keys whose values are quantities that the API server rewrites into canonical form.
+QUANTITY_PARENTS: Final = frozenset({"limits", "requests"})
+QUANTITY_KEYS: Final = frozenset({"sizeLimit"})
+
+
+@dataclass(frozen=True)
+class Change:
+    action: Literal["created", "updated", "deleted"]
+    kind: str
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.kind} {self.name}"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    plan: Plan
+    changes: tuple[Change, ...]
+    deployment: dict[str, Any] | None
+
+
+class ChildConflictError(Exception):
+    """A child's name is taken by an object this RerankerDeployment does not own."""
+
+
+def owned_fields_match(desired: Any, actual: Any, key: str = "", parent: str = "") -> bool:
+    """True when every field in `desired` has the same value in `actual` (extra fields are ignored)."""
+    if isinstance(desired, Mapping):
+        return isinstance(actual, Mapping) and all(
+            name in actual and owned_fields_match(value, actual[name], name, key)
+            for name, value in desired.items()
+        )
+    if isinstance(desired, list):
+        return (
+            isinstance(actual, list)
+            and len(desired) == len(actual)
+            and all(owned_fields_match(d, a, key, parent) for d, a in zip(desired, actual, strict=True))
+        )
+    if parent in QUANTITY_PARENTS or key in QUANTITY_KEYS:
+        return desired == actual or same_value(desired, actual)
+    return desired == actual
+
+
+def is_owned_by(obj: Mapping[str, Any], owner_uid: str) -> bool:
+    return any(ref.get("uid") == owner_uid for ref in obj.get("metadata", {}).get("ownerReferences") or ())
+
+
+async def detect_capabilities(client: KubeClient) -> Capabilities:
+    service_monitors, prometheus_rules, scaled_objects = await asyncio.gather(
+        client.serves(kinds.SERVICE_MONITOR),
+        client.serves(kinds.PROMETHEUS_RULE),
+        client.serves(kinds.SCALED_OBJECT),
+    )
+    return Capabilities(service_monitors, prometheus_rules, scaled_objects)
+
+
+async def apply_child(client: KubeClient, desired: dict[str, Any], owner_uid: str) -> Change | None:
+    resource = kinds.of(desired)
+    meta = desired["metadata"]
+    actual = await client.get(resource, meta["namespace"], meta["name"])
+    if actual is None:
+        await client.create(resource, desired)
+        return Change("created", resource.kind, meta["name"])
+    if not is_owned_by(actual, owner_uid):
+        raise ChildConflictError(
+            f"{resource.kind} {meta['name']} already exists and does not belong to this RerankerDeployment: "
+            "delete or rename that object, or rename the RerankerDeployment"
+        )
+    if owned_fields_match(desired, actual):
+        return None
+    await client.apply(resource, desired)
+    return Change("updated", resource.kind, meta["name"])
+
+
+async def prune(
+    client: KubeClient, ref: ChildRef, owner_uid: str, keep: set[tuple[str, str]], capabilities: Capabilities
+) -> list[Change]:
+    """Delete children this RerankerDeployment owns but no longer plans (e.g. the PDB when min drops to 1)."""
+    served = {
+        kinds.HPA: True,
+        kinds.PDB: True,
+        kinds.SERVICE_MONITOR: capabilities.service_monitors,
+        kinds.PROMETHEUS_RULE: capabilities.prometheus_rules,
+        kinds.SCALED_OBJECT: capabilities.scaled_objects,
+    }
+    changes = []
+    for resource in kinds.PRUNABLE:
+        if not served[resource]:
+            continue
+        for item in await client.list(resource, ref.namespace, naming.ownership_selector(ref.cr_name)):
+            name = item["metadata"]["name"]
+            if (resource.kind, name) not in keep and is_owned_by(item, owner_uid):
+                await client.delete(resource, ref.namespace, name)
+                changes.append(Change("deleted", resource.kind, name))
+    return changes
+
+
+async def reconcile(
+    client: KubeClient, *, owner: Mapping[str, Any], spec: RerankerDeploymentSpec, config: OperatorConfig
+) -> Outcome:
+    meta = owner["metadata"]
+    ref = ChildRef(cr_name=meta["name"], namespace=meta["namespace"])
+    capabilities = await detect_capabilities(client)
+    plan = plan_children(spec, ref, config, capabilities)
+    changes: list[Change] = []
+    for child in owned(plan.children, owner):
+        change = await apply_child(client, child, meta["uid"])
+        if change is not None:
+            changes.append(change)
+    keep = {(child["kind"], child["metadata"]["name"]) for child in plan.children}
+    changes += await prune(client, ref, meta["uid"], keep, capabilities)
+    deployment = await client.get(kinds.DEPLOYMENT, ref.namespace, ref.name)
+    return Outcome(plan=plan, changes=tuple(changes), deployment=deployment)

@@ -1,0 +1,1 @@
+"""Pure builders: one module per kind, each `build_<kind>(spec, ref, ...) -> dict` with no I/O."""

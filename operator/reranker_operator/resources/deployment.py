@@ -1,0 +1,235 @@
+"""The server Deployment: probes that wait for warm-up, safe rollouts, a locked-down pod.
+
+The container's command, args and env are the server's settings contract (`reranker-server
+serve` reads RERANKER_* variables); a contract test starts the real server with exactly what
+this builder renders.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from typing import Any, Final
+
+from reranker_operator import naming
+from reranker_operator.api import GPU_RESOURCE, RerankerDeploymentSpec
+from reranker_operator.resources.common import ChildRef, metadata
+from reranker_operator.resources.quantity import mebibytes, whole_cores
+
+COMMAND: Final = ("reranker-server",)
+ARGS: Final = ("serve",)
+READY_PATH: Final = "/ready"
+HEALTH_PATH: Final = "/health"
+METRICS_PATH: Final = "/metrics"
+CACHE_DIR: Final = "/cache"
+TMP_DIR: Final = "/tmp"
+DEFAULT_CACHE_MEBIBYTES: Final = 4096
+TMP_SIZE: Final = "1Gi"
+# The image runs as this non-root user; fsGroup makes a cache PVC writable for it.
+RUN_AS_ID: Final = 10001
+
+# Shutdown: preStop keeps the pod serving while endpoints drop it, then the server drains.
+PRE_STOP_SECONDS: Final = 5
+DRAIN_SECONDS: Final = 20
+GRACE_MARGIN_SECONDS: Final = 10
+STARTUP_PERIOD_SECONDS: Final = 10
+PROGRESS_MARGIN_SECONDS: Final = 120
+
+DEFAULT_RESOURCES: Final = {
+    "cpu": {"requests": {"cpu": "2", "memory": "3Gi"}, "limits": {"cpu": "2", "memory": "6Gi"}},
+    "gpu": {"requests": {"cpu": "4", "memory": "8Gi"}, "limits": {"cpu": "4", "memory": "16Gi"}},
+}
+GPU_TOLERATION: Final = {"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"}
+
+
+def build_deployment(
+    spec: RerankerDeploymentSpec, ref: ChildRef, *, image: str, autoscaled: bool
+) -> dict[str, Any]:
+    """The Deployment; `autoscaled` leaves spec.replicas to the HPA or KEDA so applies never fight them."""
+    deployment_spec: dict[str, Any] = {}
+    if not autoscaled:
+        deployment_spec["replicas"] = spec.replicas.min
+    deployment_spec |= {
+        "selector": {"matchLabels": naming.selector_labels(ref.cr_name)},
+        "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
+        "revisionHistoryLimit": 5,
+        "progressDeadlineSeconds": spec.warmup.startup_timeout_seconds + PROGRESS_MARGIN_SECONDS,
+        "template": {
+            "metadata": {
+                "labels": {**spec.pod_template.labels, **naming.labels(ref.cr_name)},
+                "annotations": {**scrape_annotations(), **spec.pod_template.annotations},
+            },
+            "spec": pod_spec(spec, ref, image=image),
+        },
+    }
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": metadata(ref), "spec": deployment_spec}
+
+
+def scrape_annotations() -> dict[str, str]:
+    """For Prometheus setups without the Prometheus Operator (annotation-based scrape configs)."""
+    return {
+        "prometheus.io/scrape": "true",
+        "prometheus.io/port": str(naming.METRICS_PORT),
+        "prometheus.io/path": METRICS_PATH,
+    }
+
+
+def pod_spec(spec: RerankerDeploymentSpec, ref: ChildRef, *, image: str) -> dict[str, Any]:
+    overrides = spec.pod_template
+    pod: dict[str, Any] = {
+        # The server never talks to the API server, and service links would inject RERANKER_PORT-like
+        # variables for a Service named "reranker", colliding with the server's own settings.
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+        "terminationGracePeriodSeconds": PRE_STOP_SECONDS + DRAIN_SECONDS + GRACE_MARGIN_SECONDS,
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": RUN_AS_ID,
+            "runAsGroup": RUN_AS_ID,
+            "fsGroup": RUN_AS_ID,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "containers": [container(spec, image=image)],
+        "volumes": volumes(spec),
+        "affinity": copy.deepcopy(overrides.affinity) if overrides.affinity else spread_across_nodes(ref),
+    }
+    if overrides.service_account_name:
+        pod["serviceAccountName"] = overrides.service_account_name
+    if overrides.priority_class_name:
+        pod["priorityClassName"] = overrides.priority_class_name
+    if overrides.node_selector:
+        pod["nodeSelector"] = dict(overrides.node_selector)
+    tolerations = copy.deepcopy(overrides.tolerations)
+    if spec.backend == "gpu" and GPU_TOLERATION not in tolerations:
+        tolerations.append(dict(GPU_TOLERATION))
+    if tolerations:
+        pod["tolerations"] = tolerations
+    if overrides.image_pull_secrets:
+        pod["imagePullSecrets"] = copy.deepcopy(overrides.image_pull_secrets)
+    return pod
+
+
+def spread_across_nodes(ref: ChildRef) -> dict[str, Any]:
+    """Prefer one replica per node, so a node failure does not take the whole service down."""
+    return {
+        "podAntiAffinity": {
+            "preferredDuringSchedulingIgnoredDuringExecution": [
+                {
+                    "weight": 100,
+                    "podAffinityTerm": {
+                        "topologyKey": "kubernetes.io/hostname",
+                        "labelSelector": {"matchLabels": naming.selector_labels(ref.cr_name)},
+                    },
+                }
+            ]
+        }
+    }
+
+
+def container(spec: RerankerDeploymentSpec, *, image: str) -> dict[str, Any]:
+    resources = container_resources(spec)
+    return {
+        "name": naming.CONTAINER_NAME,
+        "image": image,
+        "imagePullPolicy": "IfNotPresent",
+        "command": list(COMMAND),
+        "args": list(ARGS),
+        "ports": [
+            {"name": naming.HTTP_PORT_NAME, "containerPort": naming.HTTP_PORT, "protocol": "TCP"},
+            {"name": naming.METRICS_PORT_NAME, "containerPort": naming.METRICS_PORT, "protocol": "TCP"},
+        ],
+        "env": env(spec, threads=intra_op_threads(resources)),
+        "resources": resources,
+        # Start-up covers download, export, load and warm-up: /ready only turns 200 after all of them.
+        "startupProbe": _http_probe(
+            READY_PATH,
+            period_seconds=STARTUP_PERIOD_SECONDS,
+            failure_threshold=math.ceil(spec.warmup.startup_timeout_seconds / STARTUP_PERIOD_SECONDS),
+        ),
+        # Readiness fails fast so a draining pod leaves the Service within seconds.
+        "readinessProbe": _http_probe(READY_PATH, period_seconds=5, failure_threshold=2),
+        # Liveness only asks whether the process answers, never whether the model is busy.
+        "livenessProbe": _http_probe(HEALTH_PATH, period_seconds=10, failure_threshold=3),
+        "lifecycle": {"preStop": {"exec": {"command": ["sleep", str(PRE_STOP_SECONDS)]}}},
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "runAsNonRoot": True,
+            "capabilities": {"drop": ["ALL"]},
+        },
+        "volumeMounts": [
+            {"name": "cache", "mountPath": CACHE_DIR},
+            {"name": "tmp", "mountPath": TMP_DIR},
+        ],
+    }
+
+
+def _http_probe(path: str, *, period_seconds: int, failure_threshold: int) -> dict[str, Any]:
+    return {
+        "httpGet": {"path": path, "port": naming.HTTP_PORT_NAME},
+        "periodSeconds": period_seconds,
+        "timeoutSeconds": 5,
+        "failureThreshold": failure_threshold,
+    }
+
+
+def container_resources(spec: RerankerDeploymentSpec) -> dict[str, Any]:
+    """User resources (or backend defaults), with gpu.count as the single source of the GPU limit."""
+    resources = (
+        copy.deepcopy(spec.resources) if spec.resources else copy.deepcopy(DEFAULT_RESOURCES[spec.backend])
+    )
+    if spec.backend == "gpu":
+        count = str(spec.gpu.count if spec.gpu else 1)
+        resources.setdefault("limits", {})[GPU_RESOURCE] = count
+        if GPU_RESOURCE in resources.get("requests", {}):
+            resources["requests"][GPU_RESOURCE] = count
+    return resources
+
+
+def intra_op_threads(resources: dict[str, Any]) -> int:
+    """ONNX Runtime threads = whole cores of the CPU limit (else request); 0 lets the server read cgroups."""
+    cpu = resources.get("limits", {}).get("cpu") or resources.get("requests", {}).get("cpu")
+    return whole_cores(cpu) if cpu is not None else 0
+
+
+def env(spec: RerankerDeploymentSpec, *, threads: int) -> list[dict[str, Any]]:
+    """The server's settings contract, then the user's extra variables (which may override HOME/HF_HOME)."""
+    settings = {
+        "RERANKER_HOST": "0.0.0.0",
+        "RERANKER_PORT": str(naming.HTTP_PORT),
+        "RERANKER_METRICS_PORT": str(naming.METRICS_PORT),
+        "RERANKER_MODEL": spec.model.id,
+        "RERANKER_REVISION": spec.model.revision,
+        "RERANKER_CACHE_DIR": CACHE_DIR,
+        "RERANKER_QUANTIZE": spec.model.quantization,
+        "RERANKER_MAX_LENGTH": str(spec.model.max_length),
+        "RERANKER_BACKEND": spec.backend,
+        "RERANKER_MAX_CANDIDATES": str(spec.max_candidates),
+        "RERANKER_K_CAP_POLICY": spec.max_candidates_policy,
+        "RERANKER_MAX_BATCH_TOKENS": str(spec.batching.max_batch_tokens),
+        "RERANKER_MAX_BATCH_WAIT_MS": str(spec.batching.max_wait_milliseconds),
+        "RERANKER_LATENCY_SLO_MS": str(spec.latency_slo.p95_milliseconds),
+        "RERANKER_WARMUP_REQUESTS": str(spec.warmup.requests),
+        "RERANKER_INTRA_OP_THREADS": str(threads),
+        "RERANKER_DRAIN_TIMEOUT_S": str(DRAIN_SECONDS),
+        "RERANKER_LOG_FORMAT": "json",
+        # The root filesystem is read-only: libraries that write under $HOME get /tmp, the hub the cache.
+        "HOME": TMP_DIR,
+        "HF_HOME": f"{CACHE_DIR}/huggingface",
+    }
+    user_names = {item["name"] for item in spec.env}
+    rendered = [{"name": name, "value": value} for name, value in settings.items() if name not in user_names]
+    return rendered + copy.deepcopy(spec.env)
+
+
+def volumes(spec: RerankerDeploymentSpec) -> list[dict[str, Any]]:
+    cache = spec.model.cache
+    if cache.claim_name:
+        cache_volume: dict[str, Any] = {
+            "name": "cache",
+            "persistentVolumeClaim": {"claimName": cache.claim_name},
+        }
+    else:
+        size = cache.size_mebibytes or DEFAULT_CACHE_MEBIBYTES
+        cache_volume = {"name": "cache", "emptyDir": {"sizeLimit": mebibytes(size)}}
+    return [cache_volume, {"name": "tmp", "emptyDir": {"sizeLimit": TMP_SIZE}}]

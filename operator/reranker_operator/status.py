@@ -1,0 +1,252 @@
+"""The RerankerDeployment status as a pure function of the spec, the plan and the observed children.
+
+Conditions follow the Kubernetes API conventions (type, status, reason, message,
+lastTransitionTime, observedGeneration); there is no phase string. Two writers share these
+functions: the reconcile handler (after applying children) and the Deployment watcher (when
+pods become ready). Degraded reasons that only a reconcile can judge (an invalid spec, a
+missing autoscaler) stay until the next reconcile clears them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+from reranker_operator import naming
+from reranker_operator.api import RerankerDeploymentSpec
+from reranker_operator.plan import Plan, Problem
+
+READY: Final = "Ready"
+PROGRESSING: Final = "Progressing"
+WARMED_UP: Final = "WarmedUp"
+DEGRADED: Final = "Degraded"
+AUTOSCALING: Final = "Autoscaling"
+CONDITION_ORDER: Final = (READY, PROGRESSING, WARMED_UP, DEGRADED, AUTOSCALING)
+
+INVALID_SPEC: Final = "InvalidSpec"
+CHILD_CONFLICT: Final = "ChildConflict"
+# Degraded reasons that come from reconciling the spec, not from watching the Deployment.
+RECONCILE_REASONS: Final = frozenset(
+    {INVALID_SPEC, CHILD_CONFLICT, "KEDAUnavailable", "PrometheusURLMissing"}
+)
+ROLLOUT_FAILURES: Final = frozenset({"ProgressDeadlineExceeded", "ReplicaFailure"})
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A condition before it is stamped with times and generations."""
+
+    type: str
+    status: bool
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Rollout:
+    """What the Deployment's status says about the server pods."""
+
+    exists: bool
+    desired: int = 0
+    replicas: int = 0
+    ready: int = 0
+    updated: int = 0
+    available: int = 0
+    generation_observed: bool = False
+    failure: Problem | None = None
+
+
+def observe_deployment(deployment: Mapping[str, Any] | None) -> Rollout:
+    if deployment is None:
+        return Rollout(exists=False)
+    status = deployment.get("status") or {}
+    failure = None
+    for item in status.get("conditions") or ():
+        if item.get("type") == "Progressing" and item.get("status") == "False":
+            failure = Problem(item.get("reason") or "ProgressDeadlineExceeded", item.get("message") or "")
+        elif item.get("type") == "ReplicaFailure" and item.get("status") == "True":
+            failure = Problem("ReplicaFailure", item.get("message") or item.get("reason") or "")
+    generation = deployment.get("metadata", {}).get("generation")
+    return Rollout(
+        exists=True,
+        desired=(deployment.get("spec") or {}).get("replicas", 1),
+        replicas=status.get("replicas", 0),
+        ready=status.get("readyReplicas", 0),
+        updated=status.get("updatedReplicas", 0),
+        available=status.get("availableReplicas", 0),
+        generation_observed=generation is None or status.get("observedGeneration") == generation,
+        failure=failure,
+    )
+
+
+def rollout_verdicts(rollout: Rollout) -> list[Verdict]:
+    """Ready, Progressing and WarmedUp from the Deployment alone."""
+    if not rollout.exists:
+        return [
+            Verdict(READY, False, "DeploymentMissing", "the server Deployment does not exist yet"),
+            Verdict(PROGRESSING, True, "Creating", "creating the server Deployment"),
+            Verdict(WARMED_UP, False, "DeploymentMissing", "no server pods exist yet"),
+        ]
+    if rollout.ready > 0:
+        ready = Verdict(
+            READY, True, "Serving", f"{rollout.ready} of {rollout.replicas} replicas serve requests"
+        )
+    else:
+        ready = Verdict(READY, False, "NoReplicaReady", "no replica has finished model load and warm-up yet")
+    if rollout.failure is not None:
+        progressing = Verdict(PROGRESSING, False, rollout.failure.reason, rollout.failure.message)
+    elif (
+        not rollout.generation_observed
+        or rollout.updated < rollout.desired
+        or rollout.available < rollout.desired
+        or rollout.replicas > rollout.desired
+    ):
+        progressing = Verdict(
+            PROGRESSING,
+            True,
+            "RollingOut",
+            f"{rollout.updated} of {rollout.desired} replicas updated, {rollout.available} available",
+        )
+    else:
+        progressing = Verdict(
+            PROGRESSING, False, "RolloutComplete", f"all {rollout.desired} replicas are up to date"
+        )
+    if rollout.replicas == 0:
+        warmed = Verdict(WARMED_UP, False, "NoReplicas", "the Deployment has no pods")
+    elif rollout.ready >= rollout.replicas:
+        warmed = Verdict(
+            WARMED_UP,
+            True,
+            "AllReplicasWarm",
+            f"all {rollout.replicas} replicas loaded the model and warmed up",
+        )
+    else:
+        warmed = Verdict(
+            WARMED_UP,
+            False,
+            "WarmingUp",
+            f"{rollout.replicas - rollout.ready} of {rollout.replicas} replicas still load or warm up",
+        )
+    return [ready, progressing, warmed]
+
+
+def degraded_verdict(problems: Sequence[Problem], rollout: Rollout) -> Verdict:
+    if problems:
+        return Verdict(DEGRADED, True, problems[0].reason, "; ".join(problem.message for problem in problems))
+    if rollout.failure is not None:
+        return Verdict(DEGRADED, True, rollout.failure.reason, rollout.failure.message)
+    return Verdict(DEGRADED, False, "AsExpected", "")
+
+
+def autoscaling_verdict(spec: RerankerDeploymentSpec, plan: Plan) -> Verdict:
+    bounds = f"{spec.replicas.min}..{spec.replicas.max} replicas"
+    if not spec.autoscaling.enabled:
+        return Verdict(
+            AUTOSCALING, False, "Disabled", f"autoscaling.enabled is false: {spec.replicas.min} replicas"
+        )
+    if plan.metrics_source == "keda":
+        return Verdict(
+            AUTOSCALING, True, "KEDA", f"a KEDA ScaledObject scales {bounds} on P95 and in-flight requests"
+        )
+    if plan.metrics_source == "prometheus-adapter":
+        return Verdict(
+            AUTOSCALING,
+            True,
+            "PrometheusAdapter",
+            f"an HPA scales {bounds} on P95 and in-flight requests served by prometheus-adapter",
+        )
+    problem = plan.problems[0]
+    return Verdict(AUTOSCALING, False, problem.reason, problem.message)
+
+
+def stamp(
+    verdicts: Sequence[Verdict], previous: Sequence[Mapping[str, Any]], generation: int | None, now: str
+) -> list[dict[str, Any]]:
+    """Conditions in a stable order; lastTransitionTime moves only when the status flips."""
+    before = {item.get("type"): item for item in previous}
+    stamped: dict[str, dict[str, Any]] = {item["type"]: dict(item) for item in previous if item.get("type")}
+    for verdict in verdicts:
+        status = "True" if verdict.status else "False"
+        old = before.get(verdict.type)
+        changed = old is None or old.get("status") != status
+        condition: dict[str, Any] = {
+            "type": verdict.type,
+            "status": status,
+            "reason": verdict.reason,
+            "message": verdict.message,
+            "lastTransitionTime": now if changed else old["lastTransitionTime"],
+        }
+        if generation is not None:
+            condition["observedGeneration"] = generation
+        stamped[verdict.type] = condition
+    known = [stamped.pop(kind) for kind in CONDITION_ORDER if kind in stamped]
+    return known + [stamped[kind] for kind in sorted(stamped)]
+
+
+def reconciled_status(
+    *,
+    spec: RerankerDeploymentSpec,
+    name: str,
+    namespace: str,
+    generation: int | None,
+    plan: Plan,
+    problems: Sequence[Problem],
+    deployment: Mapping[str, Any] | None,
+    previous: Mapping[str, Any],
+    now: str,
+) -> dict[str, Any]:
+    """The whole status after a reconcile of `generation`."""
+    rollout = observe_deployment(deployment)
+    verdicts = [
+        *rollout_verdicts(rollout),
+        degraded_verdict([*problems, *plan.problems], rollout),
+        autoscaling_verdict(spec, plan),
+    ]
+    return {
+        **dict(previous),
+        "observedGeneration": generation,
+        "conditions": stamp(verdicts, previous.get("conditions") or (), generation, now),
+        "replicas": rollout.replicas,
+        "readyReplicas": rollout.ready,
+        "endpoint": naming.endpoint(name, namespace),
+        "metricsSource": plan.metrics_source,
+    }
+
+
+def rejected_status(
+    *, problem: Problem, generation: int | None, previous: Mapping[str, Any], now: str
+) -> dict[str, Any]:
+    """An invalid spec: children stay as they were, Degraded says what to fix."""
+    verdict = Verdict(DEGRADED, True, problem.reason, problem.message)
+    return {
+        **dict(previous),
+        "observedGeneration": generation,
+        "conditions": stamp([verdict], previous.get("conditions") or (), generation, now),
+    }
+
+
+def refreshed_status(
+    *, deployment: Mapping[str, Any] | None, previous: Mapping[str, Any], now: str
+) -> dict[str, Any]:
+    """The Deployment changed: update what it tells, keep what only a reconcile can judge."""
+    rollout = observe_deployment(deployment)
+    verdicts = rollout_verdicts(rollout)
+    conditions = previous.get("conditions") or ()
+    current = next((item for item in conditions if item.get("type") == DEGRADED), None)
+    if current is None or not (
+        current.get("status") == "True" and current.get("reason") in RECONCILE_REASONS
+    ):
+        verdicts.append(degraded_verdict((), rollout))
+    generation = previous.get("observedGeneration")
+    return {
+        **dict(previous),
+        "conditions": stamp(verdicts, conditions, generation, now),
+        "replicas": rollout.replicas,
+        "readyReplicas": rollout.ready,
+    }
+
+
+def status_patch(previous: Mapping[str, Any], desired: Mapping[str, Any]) -> dict[str, Any]:
+    """The top-level status fields that changed, as a merge patch (None deletes a field)."""
+    return {key: value for key, value in desired.items() if previous.get(key) != value}
