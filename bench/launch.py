@@ -1,0 +1,112 @@
+"""How each contender process is started: same threads for all, offline, logs under build/bench/logs.
+
+Threads: PyTorch (A) via torch.set_num_threads + OMP, ONNX Runtime (B, C, D) via intra-op
+threads, and the Rust tokenizers' pool via RAYON_NUM_THREADS, all set to the same count.
+Our server gets its settings the way the operator gives them to a pod: RERANKER_* env vars.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from bench.config import BenchConfig, Block, ContenderKey
+from bench.prepare import model_dir, optimum_dir
+from bench.procs import ServerProcess, WorkerProcess
+
+BIN = Path(sys.executable).parent
+
+
+def base_env(threads: int) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        {
+            "OMP_NUM_THREADS": str(threads),
+            "MKL_NUM_THREADS": str(threads),
+            "RAYON_NUM_THREADS": str(threads),
+            "HF_HUB_OFFLINE": "1",
+            "TRANSFORMERS_OFFLINE": "1",
+            "TRANSFORMERS_VERBOSITY": "error",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    return env
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def server_cache(config: BenchConfig) -> Path:
+    return config.build_dir / "server-cache"
+
+
+def server_env(config: BenchConfig, block: Block, quantize: str, port: int) -> dict[str, str]:
+    env = base_env(config.threads)
+    env.update(
+        {
+            "RERANKER_MODEL": str(model_dir(config.build_dir, block.model)),
+            "RERANKER_CACHE_DIR": str(server_cache(config)),
+            "RERANKER_HOST": "127.0.0.1",
+            "RERANKER_PORT": str(port),
+            "RERANKER_METRICS_PORT": "0",
+            "RERANKER_QUANTIZE": quantize,
+            "RERANKER_MAX_LENGTH": str(block.max_length),
+            "RERANKER_MAX_CANDIDATES": str(max(point.k for point in block.points)),
+            "RERANKER_MAX_BATCH_TOKENS": str(config.server_max_batch_tokens),
+            "RERANKER_INTRA_OP_THREADS": str(config.threads),
+            "RERANKER_WARMUP_REQUESTS": str(config.server_warmup_requests),
+            # The grid's biggest requests take seconds on 2 cores: the benchmark measures latency,
+            # it must not be cut off by a production deadline derived from a 500 ms SLO.
+            "RERANKER_REQUEST_TIMEOUT_MS": str(int(config.request_timeout_s * 1000)),
+            "RERANKER_LATENCY_SLO_MS": str(int(config.request_timeout_s * 1000)),
+        }
+    )
+    return env
+
+
+def export_for_server(config: BenchConfig, block: Block, quantize: str, log_path: Path) -> dict[str, object]:
+    """`reranker-server export` ahead of serving, so cold start measures a pod with a warm cache volume."""
+    env = server_env(config, block, quantize, port=0)
+    argv = [str(BIN / "reranker-server"), "export", "--model", env["RERANKER_MODEL"], "--quantize", quantize]
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    with log_path.open("w") as log:
+        result = subprocess.run(argv, env=env, stdout=log, stderr=subprocess.STDOUT, check=False)
+    return {"seconds": round(time.perf_counter() - started, 1), "exit_code": result.returncode}
+
+
+def make_contender(config: BenchConfig, block: Block, key: ContenderKey) -> WorkerProcess | ServerProcess:
+    logs = config.build_dir / "logs"
+    tag = f"{block.model}-L{block.max_length}-{key}"
+    if key in ("A", "B"):
+        source = (
+            model_dir(config.build_dir, block.model)
+            if key == "A"
+            else optimum_dir(config.build_dir, block.model)
+        )
+        argv = [
+            sys.executable,
+            "-m",
+            "bench.worker",
+            "--contender",
+            "sentence-transformers" if key == "A" else "optimum",
+            "--model",
+            str(source),
+            "--max-length",
+            str(block.max_length),
+            "--threads",
+            str(config.threads),
+            "--seed",
+            str(config.seed),
+        ]
+        return WorkerProcess(key, argv, base_env(config.threads), logs / f"{tag}.log")
+    port = free_port()
+    env = server_env(config, block, "int8" if key == "D" else "none", port)
+    return ServerProcess(key, [str(BIN / "reranker-server"), "serve"], env, logs / f"{tag}.log", port)
