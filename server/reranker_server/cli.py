@@ -1,0 +1,118 @@
+"""`reranker-server serve | export | make-test-model`: the process edge.
+
+Everything environmental is read here (flags and env vars, once) and passed down as a Settings
+object. Heavy imports happen inside the subcommand that needs them, so `--help` is instant and
+`serve` never imports torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from reranker_server.config import Settings, SettingsError, add_options, settings_from
+
+EXPORT_FIELDS = ("model", "revision", "cache_dir", "quantize", "log_format")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="reranker-server",
+        description="Serve a cross-encoder reranker with ONNX Runtime (see README: 'The server').",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser(
+        "serve",
+        help="serve the model over HTTP",
+        description="Every flag can also be set by the env var shown; a flag wins over its env var.",
+    )
+    add_options(serve)
+    serve.set_defaults(handler=run_serve)
+
+    export = commands.add_parser(
+        "export",
+        help="prepare a model once: download, export to ONNX, quantise, into the cache",
+        description="Fills the cache a pod will use, so serving needs neither the hub nor torch.",
+    )
+    add_options(export, EXPORT_FIELDS)
+    export.set_defaults(handler=run_export)
+
+    test_model = commands.add_parser(
+        "make-test-model",
+        help="write a small seeded BERT cross-encoder (meaningless scores) for tests and offline demos",
+    )
+    test_model.add_argument("--out", type=Path, required=True, help="directory to write")
+    test_model.add_argument("--layers", type=int, default=2, help="transformer layers (default 2)")
+    test_model.add_argument("--hidden", type=int, default=32, help="hidden size (default 32)")
+    test_model.add_argument("--heads", type=int, default=0, help="attention heads (default hidden/32)")
+    test_model.add_argument(
+        "--intermediate", type=int, default=0, help="feed-forward size (default 4 x hidden)"
+    )
+    test_model.add_argument("--seed", type=int, default=0, help="weight seed (default 0)")
+    test_model.add_argument("--no-onnx", action="store_true", help="skip writing onnx/model.onnx")
+    test_model.set_defaults(handler=run_make_test_model)
+    return parser
+
+
+def settings_or_exit(args: argparse.Namespace) -> Settings:
+    try:
+        return settings_from(vars(args), os.environ)
+    except SettingsError as exc:
+        sys.exit(f"reranker-server: {exc}")
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    from reranker_server import logs
+    from reranker_server.api import create_app
+    from reranker_server.serve import run
+
+    settings = settings_or_exit(args)
+    logs.configure(settings.log_format)
+    run(create_app(settings), settings)
+    return 0
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from reranker_server import logs
+    from reranker_server.model_store import ModelError, ModelStore
+
+    settings = settings_or_exit(args)
+    logs.configure(settings.log_format)
+    store = ModelStore(settings.cache_dir, offline=settings.hub_offline)
+    try:
+        files = store.resolve(settings.model, settings.revision, settings.quantize)
+    except ModelError as exc:
+        print(f"reranker-server export: {exc}", file=sys.stderr)
+        return 1
+    print(f"model {files.name} is ready to serve ({files.quantization})")
+    print(f"graph: {files.graph}\ntokenizer: {files.tokenizer}")
+    return 0
+
+
+def run_make_test_model(args: argparse.Namespace) -> int:
+    from reranker_server.testmodel import MEANINGLESS_NOTE, ModelShape, make_test_model
+
+    shape = ModelShape(
+        layers=args.layers,
+        hidden=args.hidden,
+        heads=args.heads,
+        intermediate=args.intermediate,
+        seed=args.seed,
+    )
+    out = make_test_model(args.out, shape, with_onnx=not args.no_onnx)
+    print(f"wrote {out} ({shape.layers} layers, hidden {shape.hidden}, {shape.attention_heads} heads)")
+    print(MEANINGLESS_NOTE)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.handler(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,66 @@
+"""Cut pairs into micro-batches: sorted by length, bounded by a token budget, with little padding.
+
+A micro-batch is padded to its longest pair, and every padded token costs as much compute as a
+real one. Sorting by length puts similar pairs together; where to cut the sorted list is then a
+trade-off between padding (cut often) and per-call overhead (cut rarely), solved exactly here by
+dynamic programming. The budget (pairs x padded length) bounds every ONNX Runtime call, which is
+what keeps a k=100, 512-token request from allocating gigabytes of attention scores at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Final
+
+import numpy as np
+
+#: The fixed cost of one ONNX Runtime call, in tokens of compute: session dispatch, thread-pool
+#: wake-up and the poorer efficiency of tiny matrix products. Merging two groups of pairs pays off
+#: while the padding it adds stays below this.
+CALL_OVERHEAD_TOKENS: Final = 64
+
+
+def plan_micro_batches(
+    lengths: Sequence[int] | np.ndarray,
+    max_batch_tokens: int,
+    call_overhead_tokens: int = CALL_OVERHEAD_TOKENS,
+) -> list[list[int]]:
+    """Group pair indices into micro-batches minimising padded tokens + per-call overhead.
+
+    Each micro-batch satisfies `len(batch) * max(length) <= max_batch_tokens` (a single pair longer
+    than the budget gets a batch of its own). Every index appears exactly once; batches come out
+    shortest first.
+    """
+    sizes = np.asarray(lengths, dtype=np.int64)
+    count = len(sizes)
+    if count == 0:
+        return []
+    order = np.argsort(sizes, kind="stable")
+    ordered = sizes[order]
+    # best[j]: the least cost of batching the first j sorted pairs; start[j]: where their last batch begins.
+    best = np.zeros(count + 1, dtype=np.float64)
+    start = np.zeros(count + 1, dtype=np.int64)
+    positions = np.arange(count + 1, dtype=np.float64)
+    for end in range(1, count + 1):
+        width = int(ordered[end - 1])
+        capacity = max(1, max_batch_tokens // max(width, 1))
+        first = max(0, end - capacity)
+        # A batch of sorted pairs first..end-1 costs (end - first) * width padded tokens plus overhead.
+        candidates = best[first:end] - positions[first:end] * width
+        choice = int(np.argmin(candidates))
+        best[end] = candidates[choice] + end * width + call_overhead_tokens
+        start[end] = first + choice
+    batches: list[list[int]] = []
+    end = count
+    while end > 0:
+        batches.append(order[start[end] : end].tolist())
+        end = int(start[end])
+    batches.reverse()
+    return batches
+
+
+def padding_fraction(lengths: Sequence[int] | np.ndarray, batches: list[list[int]]) -> float:
+    """Share of computed tokens that are padding, for a given cut (0 = no padding)."""
+    sizes = np.asarray(lengths, dtype=np.int64)
+    padded = sum(len(batch) * int(sizes[batch].max()) for batch in batches)
+    return 1.0 - float(sizes.sum()) / padded if padded else 0.0

@@ -1,0 +1,248 @@
+"""Request and response models of the HTTP API, in the shapes existing clients already send.
+
+`/rerank` is Hugging Face text-embeddings-inference's shape; `/v1/rerank` and `/v2/rerank` are
+Cohere's (also spoken by Jina and Infinity clients). Limits are named constants shared by
+validation, the OpenAPI schema and error messages.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import Annotated, Any, Final, Literal
+
+import numpy as np
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, RootModel, WithJsonSchema
+
+from reranker_server.engine import sigmoid
+
+MIN_DOCUMENTS: Final = 1
+MIN_TOP_N: Final = 1
+MIN_TOKENS_PER_DOC: Final = 1
+DOCUMENT_SHAPE: Final = "a string or an object with a string `text` field"
+
+
+def _non_blank(value: Any) -> Any:
+    if isinstance(value, str) and not value.strip():
+        raise ValueError("the query must not be empty or only whitespace")
+    return value
+
+
+def _document_text(value: Any) -> Any:
+    """Accept Cohere v1/Jina `{"text": ...}` objects as well as plain strings; name the shape otherwise."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict) and isinstance(value.get("text"), str):
+        return value["text"]
+    raise ValueError(f"each document must be {DOCUMENT_SHAPE}, got {type(value).__name__}")
+
+
+Query = Annotated[str, BeforeValidator(_non_blank), Field(description="The search query.", min_length=1)]
+Document = Annotated[
+    str,
+    BeforeValidator(_document_text),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string"},
+                {"type": "object", "properties": {"text": {"type": "string"}}, "required": ["text"]},
+            ],
+            "description": "A candidate passage: " + DOCUMENT_SHAPE + ".",
+        }
+    ),
+]
+
+
+class TEIRerankRequest(BaseModel):
+    """text-embeddings-inference's /rerank body."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"query": "What is Deep Learning?", "texts": ["Deep Learning is ...", "hi"]}]
+        }
+    )
+
+    query: Query
+    texts: Annotated[list[str], Field(min_length=MIN_DOCUMENTS, description="Candidate passages to score.")]
+    raw_scores: bool = Field(False, description="Return raw logits instead of sigmoid probabilities.")
+    return_text: bool = Field(False, description="Echo each passage in its result.")
+    truncate: bool | None = Field(
+        None, description="Accepted for compatibility; pairs are always truncated to the server's max_length."
+    )
+    truncation_direction: Literal["Right"] = Field("Right", description="Only right truncation is supported.")
+
+
+class TEIRank(BaseModel):
+    index: int = Field(description="Position of the passage in the request.")
+    score: float
+    text: str | None = None
+
+
+class TEIRerankResponse(RootModel[list[TEIRank]]):
+    """Results sorted by score, best first."""
+
+    @classmethod
+    def build(
+        cls, logits: np.ndarray, texts: Sequence[str], *, raw_scores: bool, return_text: bool
+    ) -> TEIRerankResponse:
+        scores = logits if raw_scores else sigmoid(logits)
+        return cls.model_construct(
+            [
+                TEIRank.model_construct(
+                    index=index, score=float(scores[index]), text=texts[index] if return_text else None
+                )
+                for index in ranking(scores)
+            ]
+        )
+
+
+class RerankRequest(BaseModel):
+    """Cohere's rerank body (v1 and v2), as also sent by Jina, Infinity, LangChain and LlamaIndex clients."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "model": "rerank-english-v3.0",
+                    "query": "What is the capital of the United States?",
+                    "documents": [
+                        "Carson City is the capital city of Nevada.",
+                        "Washington, D.C. is the capital.",
+                    ],
+                    "top_n": 1,
+                    "return_documents": True,
+                }
+            ]
+        }
+    )
+
+    model: str | None = Field(None, description="Accepted for compatibility; the server serves one model.")
+    query: Query
+    documents: Annotated[list[Document], Field(min_length=MIN_DOCUMENTS, description="Candidate passages.")]
+    top_n: int | None = Field(None, ge=MIN_TOP_N, description="Return only the best n (all when omitted).")
+    return_documents: bool = Field(False, description="Echo each document as `document.text`.")
+    max_tokens_per_doc: int | None = Field(
+        None, ge=MIN_TOKENS_PER_DOC, description="Cohere v2: cut each document to this many tokens first."
+    )
+    max_chunks_per_doc: int | None = Field(
+        None, ge=1, description="Cohere v1, accepted for compatibility: documents are truncated, not chunked."
+    )
+    rank_fields: list[str] | None = Field(
+        None, description="Cohere v1, accepted; object documents rank on `text`."
+    )
+    raw_scores: bool = Field(
+        False, description="Infinity: return raw logits instead of sigmoid probabilities."
+    )
+
+
+class DocumentText(BaseModel):
+    text: str
+
+
+class RerankResult(BaseModel):
+    index: int = Field(description="Position of the document in the request.")
+    relevance_score: float
+    document: DocumentText | None = None
+
+
+class ApiVersion(BaseModel):
+    version: str
+
+
+class BilledUnits(BaseModel):
+    search_units: int = 1
+    input_tokens: int | None = None
+
+
+class TokenCounts(BaseModel):
+    input_tokens: int
+    output_tokens: int = 0
+
+
+class Meta(BaseModel):
+    api_version: ApiVersion
+    billed_units: BilledUnits
+    tokens: TokenCounts
+
+
+class Usage(BaseModel):
+    """Jina's and Infinity's token accounting."""
+
+    total_tokens: int
+    prompt_tokens: int
+
+
+class RerankResponse(BaseModel):
+    id: str
+    model: str
+    results: list[RerankResult]
+    meta: Meta
+    usage: Usage
+
+    @classmethod
+    def build(
+        cls,
+        request: RerankRequest,
+        logits: np.ndarray,
+        *,
+        model: str,
+        tokens: int,
+        api_version: str,
+    ) -> RerankResponse:
+        scores = logits if request.raw_scores else sigmoid(logits)
+        order = ranking(scores)[: request.top_n]
+        results = [
+            RerankResult.model_construct(
+                index=index,
+                relevance_score=float(scores[index]),
+                document=DocumentText.model_construct(text=request.documents[index])
+                if request.return_documents
+                else None,
+            )
+            for index in order
+        ]
+        return cls.model_construct(
+            id=str(uuid.uuid4()),
+            model=model,
+            results=results,
+            meta=Meta.model_construct(
+                api_version=ApiVersion.model_construct(version=api_version),
+                billed_units=BilledUnits.model_construct(search_units=1, input_tokens=tokens),
+                tokens=TokenCounts.model_construct(input_tokens=tokens, output_tokens=0),
+            ),
+            usage=Usage.model_construct(total_tokens=tokens, prompt_tokens=tokens),
+        )
+
+
+def ranking(scores: np.ndarray) -> list[int]:
+    """Indices best first; equal scores keep request order (a stable sort), so results are deterministic."""
+    return np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable").tolist()
+
+
+class Health(BaseModel):
+    status: Literal["ok"] = "ok"
+
+
+class Readiness(BaseModel):
+    status: Literal["loading", "warming_up", "ready", "failed", "draining"]
+    reason: str | None = None
+
+
+class Info(BaseModel):
+    model: str
+    revision: str
+    resolved_revision: str | None
+    backend: str
+    execution_providers: list[str]
+    quantization: str
+    max_length: int
+    max_candidates: int
+    k_cap_policy: str
+    max_batch_tokens: int
+    intra_op_threads: int | None
+    latency_slo_ms: int
+    request_timeout_ms: int
+    status: str
+    warmup_seconds: float | None
+    warmup_kcap_latency_seconds: float | None
+    test_model_note: str | None = None
