@@ -262,8 +262,8 @@ class MonitoringSpec(ApiModel):
 POD_LABELS_KEEP_SELECTOR = CelRule(
     "!has(self.labels) || (!('app.kubernetes.io/name' in self.labels) "
     "&& !('app.kubernetes.io/instance' in self.labels))",
-    "podTemplate.labels must not set app.kubernetes.io/name or app.kubernetes.io/instance: the operator "
-    "selects its pods with them; use another label key",
+    "podTemplate.labels must not set app.kubernetes.io/name or app.kubernetes.io/instance, which select "
+    "the operator's pods: use another label key",
 )
 
 

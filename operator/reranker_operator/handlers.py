@@ -192,8 +192,8 @@ def _generation(body: kopf.Body) -> int | None:
 
 
 def _backoff(retry: int) -> float:
-    """5 s, 10 s, 20 s ... capped at 5 minutes: quick recovery from blips, no hot loop in outages."""
-    return min(MAX_BACKOFF_S, 5.0 * 2**retry)
+    """1 s, 2 s, 4 s ... capped at 5 minutes: quick recovery from blips, no hot loop in outages."""
+    return min(MAX_BACKOFF_S, 2.0**retry)
 
 
 def _now() -> str:

@@ -1,0 +1,284 @@
+"""The real kopf operator against kmock's Kubernetes emulator: what a user sees in the cluster.
+
+Each test starts the operator with `running_operator`, which also fails the test when the
+operator made a request that reranker_operator.permissions does not declare.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from reranker_operator import naming
+
+from tests.operator.conftest import (
+    CR_PATH,
+    CR_RESOURCE,
+    DEPLOYMENTS,
+    NAMESPACE,
+    child_writes,
+    children_of,
+    condition,
+    container_env,
+    cr_status,
+    eventually,
+    live,
+    operator_requests,
+    serve_optional_apis,
+)
+
+pytestmark = [pytest.mark.looptime, pytest.mark.timeout(120)]
+
+MINILM = {"model": {"id": "cross-encoder/ms-marco-MiniLM-L-6-v2"}, "replicas": {"min": 2, "max": 4}}
+
+
+async def create(cluster, cr) -> None:
+    response = await cluster.post(CR_PATH, json=cr)
+    assert response.status == 200
+
+
+async def change_spec(cluster, name: str, spec: dict, generation: int) -> None:
+    """What `kubectl apply` of a changed spec does: a new spec and a bumped generation."""
+    await cluster.patch(f"{CR_PATH}/{name}", json={"metadata": {"generation": generation}, "spec": spec})
+
+
+async def set_deployment_status(cluster, name: str, status: dict) -> None:
+    """What the Deployment controller does as pods start, warm up and become ready."""
+    await cluster.patch(
+        f"/apis/apps/v1/namespaces/{NAMESPACE}/deployments/{name}/status", json={"status": status}
+    )
+
+
+async def scale_deployment(cluster, name: str, replicas: int) -> None:
+    await cluster.patch(
+        f"/apis/apps/v1/namespaces/{NAMESPACE}/deployments/{name}", json={"spec": {"replicas": replicas}}
+    )
+
+
+async def test_a_new_rerankerdeployment_gets_owned_children(cluster, running_operator, make_cr):
+    cr = make_cr("minilm", MINILM)
+    async with running_operator():
+        await create(cluster, cr)
+        children = await eventually(
+            lambda: len(children_of(cluster, "minilm")) == 4 and children_of(cluster, "minilm")
+        )
+    assert set(children) == {"Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget"}
+    for child in children.values():
+        assert child["metadata"]["labels"][naming.LABEL_INSTANCE] == "minilm"
+        (owner,) = child["metadata"]["ownerReferences"]
+        assert (owner["kind"], owner["name"], owner["uid"]) == (naming.KIND, "minilm", cr["metadata"]["uid"])
+        assert owner["controller"] is True
+    assert container_env(children["Deployment"])["RERANKER_MODEL"] == "cross-encoder/ms-marco-MiniLM-L-6-v2"
+
+
+async def test_status_reports_endpoint_generation_and_conditions(cluster, running_operator, make_cr):
+    async with running_operator():
+        await create(cluster, make_cr("minilm", MINILM))
+        await eventually(lambda: cr_status(cluster, "minilm").get("observedGeneration") == 1)
+    status = cr_status(cluster, "minilm")
+    assert status["endpoint"] == f"http://minilm.{NAMESPACE}.svc:8080"
+    assert status["metricsSource"] == "prometheus-adapter"
+    assert [item["type"] for item in status["conditions"]] == [
+        "Ready",
+        "Progressing",
+        "WarmedUp",
+        "Degraded",
+        "Autoscaling",
+    ]
+    assert condition(cluster, "minilm", "Ready")["status"] == "False"
+    assert condition(cluster, "minilm", "Degraded")["status"] == "False"
+    assert "phase" not in status
+    assert not any(key.startswith("rerankerdeployment_") or key == "kopf" for key in status)
+
+
+async def test_ready_pods_make_the_rerankerdeployment_ready(cluster, running_operator, make_cr):
+    async with running_operator():
+        await create(cluster, make_cr("minilm", MINILM))
+        await eventually(lambda: live(cluster, DEPLOYMENTS, "minilm"))
+        await scale_deployment(cluster, "minilm", 2)  # what the HPA does for replicas.min: 2
+        await set_deployment_status(
+            cluster,
+            "minilm",
+            {
+                "observedGeneration": 1,
+                "replicas": 2,
+                "readyReplicas": 1,
+                "updatedReplicas": 2,
+                "availableReplicas": 1,
+            },
+        )
+        await eventually(lambda: condition(cluster, "minilm", "Ready").get("status") == "True")
+        assert condition(cluster, "minilm", "WarmedUp")["reason"] == "WarmingUp"
+        await set_deployment_status(cluster, "minilm", {"readyReplicas": 2, "availableReplicas": 2})
+        await eventually(lambda: condition(cluster, "minilm", "WarmedUp").get("status") == "True")
+    assert cr_status(cluster, "minilm")["readyReplicas"] == 2
+    assert condition(cluster, "minilm", "Progressing")["reason"] == "RolloutComplete"
+
+
+async def test_a_stuck_rollout_marks_the_rerankerdeployment_degraded(cluster, running_operator, make_cr):
+    message = 'ReplicaSet "minilm-7d9f" has timed out progressing.'
+    async with running_operator():
+        await create(cluster, make_cr("minilm", MINILM))
+        await eventually(lambda: live(cluster, DEPLOYMENTS, "minilm"))
+        await set_deployment_status(
+            cluster,
+            "minilm",
+            {
+                "replicas": 1,
+                "conditions": [
+                    {
+                        "type": "Progressing",
+                        "status": "False",
+                        "reason": "ProgressDeadlineExceeded",
+                        "message": message,
+                    }
+                ],
+            },
+        )
+        await eventually(lambda: condition(cluster, "minilm", "Degraded").get("status") == "True")
+    assert condition(cluster, "minilm", "Degraded")["reason"] == "ProgressDeadlineExceeded"
+    assert condition(cluster, "minilm", "Degraded")["message"] == message
+
+
+async def test_a_spec_change_rolls_the_deployment_without_dropping_capacity(
+    cluster, running_operator, make_cr
+):
+    async with running_operator():
+        await create(cluster, make_cr("minilm", MINILM))
+        await eventually(lambda: live(cluster, DEPLOYMENTS, "minilm"))
+        await change_spec(cluster, "minilm", {"maxCandidates": 40, "model": {"revision": "v2"}}, generation=2)
+        await eventually(
+            lambda: container_env(live(cluster, DEPLOYMENTS, "minilm"))["RERANKER_MAX_CANDIDATES"] == "40"
+        )
+        await eventually(lambda: cr_status(cluster, "minilm").get("observedGeneration") == 2)
+    deployment = live(cluster, DEPLOYMENTS, "minilm")
+    assert container_env(deployment)["RERANKER_REVISION"] == "v2"
+    assert deployment["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+
+
+async def test_a_restarted_operator_resumes_without_writing_anything(cluster, running_operator, make_cr):
+    async with running_operator():
+        await create(cluster, make_cr("minilm", MINILM))
+        await eventually(lambda: cr_status(cluster, "minilm").get("observedGeneration") == 1)
+    writes_before = child_writes(cluster)
+    async with running_operator():
+        # Long enough (in compacted loop time) for the resume handler and two resync timers.
+        await asyncio.sleep(700)
+    assert child_writes(cluster) == writes_before
+    assert len(children_of(cluster, "minilm")) == 4
+
+
+async def test_an_invalid_spec_gets_a_condition_an_event_and_no_children(cluster, running_operator, make_cr):
+    spec = {"model": {"id": "org/model"}, "replicas": {"min": 5, "max": 2}}
+    async with running_operator():
+        await create(cluster, make_cr("broken", spec))
+        degraded = await eventually(
+            lambda: condition(cluster, "broken", "Degraded").get("status") == "True" or None
+        )
+        requests_after_rejection = len(operator_requests(cluster))
+        await asyncio.sleep(900)  # no hot retry loop: nothing more happens while the spec stays invalid
+        assert degraded
+        assert (
+            len([r for r in operator_requests(cluster)[requests_after_rejection:] if r.method.value != "GET"])
+            == 0
+        )
+    rejected = condition(cluster, "broken", "Degraded")
+    assert rejected["reason"] == "InvalidSpec"
+    assert "replicas.min must be less than or equal to replicas.max" in rejected["message"]
+    assert children_of(cluster, "broken") == {}
+    events = [obj.raw for (resource, _, _), obj in cluster.objects.items() if resource.plural == "events"]
+    assert any(event["reason"] == "InvalidSpec" and event["type"] == "Warning" for event in events)
+
+
+async def test_fixing_an_invalid_spec_creates_the_children(cluster, running_operator, make_cr):
+    async with running_operator():
+        await create(
+            cluster, make_cr("broken", {"model": {"id": "org/model"}, "replicas": {"min": 5, "max": 2}})
+        )
+        await eventually(lambda: condition(cluster, "broken", "Degraded").get("reason") == "InvalidSpec")
+        await change_spec(cluster, "broken", {"replicas": {"min": 1, "max": 2}}, generation=2)
+        await eventually(lambda: live(cluster, DEPLOYMENTS, "broken"))
+        await eventually(lambda: condition(cluster, "broken", "Degraded").get("status") == "False")
+
+
+async def test_children_the_spec_no_longer_asks_for_are_deleted(cluster, running_operator, make_cr):
+    async with running_operator():
+        await create(cluster, make_cr("minilm", MINILM))
+        await eventually(lambda: "PodDisruptionBudget" in children_of(cluster, "minilm"))
+        await change_spec(cluster, "minilm", {"replicas": {"min": 1}, "autoscaling": {"enabled": False}}, 2)
+        await eventually(lambda: set(children_of(cluster, "minilm")) == {"Deployment", "Service"})
+        await eventually(lambda: condition(cluster, "minilm", "Autoscaling").get("reason") == "Disabled")
+    assert live(cluster, DEPLOYMENTS, "minilm")["spec"]["replicas"] == 1
+
+
+async def test_monitoring_and_keda_objects_appear_when_their_crds_are_served(
+    cluster, running_operator, make_cr, monkeypatch
+):
+    serve_optional_apis(cluster, prometheus_operator=True, keda=True)
+    monkeypatch.setenv("RERANKER_OPERATOR_PROMETHEUS_URL", "http://prometheus.monitoring.svc:9090")
+    async with running_operator():
+        await create(cluster, make_cr("minilm", MINILM))
+        await eventually(lambda: cr_status(cluster, "minilm").get("observedGeneration") == 1)
+    assert set(children_of(cluster, "minilm")) == {
+        "Deployment",
+        "Service",
+        "PodDisruptionBudget",
+        "ServiceMonitor",
+        "PrometheusRule",
+        "ScaledObject",
+    }
+    assert cr_status(cluster, "minilm")["metricsSource"] == "keda"
+    assert "replicas" not in live(cluster, DEPLOYMENTS, "minilm")["spec"]  # KEDA's HPA owns it
+
+
+async def test_keda_asked_for_but_not_installed_is_reported(cluster, running_operator, make_cr):
+    spec = {**MINILM, "autoscaling": {"metricsSource": "keda"}}
+    async with running_operator():
+        await create(cluster, make_cr("minilm", spec))
+        await eventually(lambda: condition(cluster, "minilm", "Degraded").get("status") == "True")
+    assert condition(cluster, "minilm", "Degraded")["reason"] == "KEDAUnavailable"
+    assert condition(cluster, "minilm", "Autoscaling")["status"] == "False"
+    assert "install KEDA" in condition(cluster, "minilm", "Degraded")["message"]
+    assert live(cluster, DEPLOYMENTS, "minilm")["spec"]["replicas"] == 2  # nobody else scales it
+
+
+async def test_a_foreign_object_with_a_childs_name_is_reported_not_overwritten(
+    cluster, running_operator, make_cr
+):
+    foreign = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "minilm", "namespace": NAMESPACE}}
+    await cluster.post(
+        f"/api/v1/namespaces/{NAMESPACE}/services", json={**foreign, "spec": {"type": "ClusterIP"}}
+    )
+    async with running_operator():
+        await create(cluster, make_cr("minilm", MINILM))
+        await eventually(lambda: condition(cluster, "minilm", "Degraded").get("reason") == "ChildConflict")
+    assert "Service minilm already exists" in condition(cluster, "minilm", "Degraded")["message"]
+    assert "ownerReferences" not in live(cluster, "v1/services", "minilm")["metadata"]
+
+
+async def test_a_dropped_watch_is_reestablished(cluster, running_operator, make_cr):
+    dropped = cluster["watch", cluster.resource(CR_RESOURCE)][:1] << b""
+    async with running_operator():
+        await create(cluster, make_cr("minilm", MINILM))
+        await eventually(lambda: live(cluster, DEPLOYMENTS, "minilm"), within=300)
+    assert len(dropped) == 1
+
+
+async def test_peering_replicas_coordinate_through_the_peering_object(cluster, running_operator, make_cr):
+    cluster.resources["kopf.dev/v1/clusterkopfpeerings"] = cluster.ResourceInfo(
+        kind="ClusterKopfPeering", namespaced=False, verbs={"get", "list", "watch", "patch"}
+    )
+    cluster.objects["kopf.dev/v1/clusterkopfpeerings", None, "kube-reranker"] = {
+        "apiVersion": "kopf.dev/v1",
+        "kind": "ClusterKopfPeering",
+        "metadata": {"name": "kube-reranker", "resourceVersion": "1"},
+    }
+    async with running_operator(peering="kube-reranker"):
+        await create(cluster, make_cr("minilm", MINILM))
+        await eventually(lambda: live(cluster, DEPLOYMENTS, "minilm"))
+    peering_writes = [
+        request
+        for request in operator_requests(cluster)
+        if request.resource is not None and request.resource.plural == "clusterkopfpeerings"
+    ]
+    assert any(request.method.value == "PATCH" for request in peering_writes)
