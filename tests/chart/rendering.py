@@ -61,7 +61,7 @@ def _render_text(values_files: tuple[Path, ...], settings: tuple[str, ...], extr
 def render(*values_files: Path, settings: tuple[str, ...] = (), extra: tuple[str, ...] = ()) -> list[dict]:
     """Render the chart like `helm install` would and return the objects (deep copies, safe to edit)."""
     text = _render_text(tuple(values_files), settings, extra)
-    return [doc for doc in yaml.safe_load_all(text) if doc]
+    return [doc for doc in yaml.load_all(text, Loader=yaml.CSafeLoader) if doc]
 
 
 def render_text(*values_files: Path, settings: tuple[str, ...] = (), extra: tuple[str, ...] = ()) -> str:
@@ -96,11 +96,12 @@ def supported_kube_versions() -> list[str]:
 
 
 def crd_documents(path: Path) -> list[dict]:
-    return [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
+    return [doc for doc in yaml.load_all(path.read_text(), Loader=yaml.CSafeLoader) if doc]
 
 
+@cache
 def chart_crds() -> dict[tuple[str, str], dict]:
-    """(group, kind) -> CRD, from every file in the chart's crds/ directory."""
+    """(group, kind) -> CRD, from every file in the chart's crds/ directory (read once; do not mutate)."""
     crds = {}
     for path in sorted((CHART / "crds").glob("*.yaml")):
         for crd in crd_documents(path):

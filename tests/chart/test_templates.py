@@ -21,6 +21,8 @@ OPERATOR_SETTINGS = {
     "RERANKER_OPERATOR_NAMESPACES",
     "RERANKER_OPERATOR_PEERING",
     "RERANKER_OPERATOR_SERVER_IMAGE",
+    "RERANKER_OPERATOR_SERVER_GPU_IMAGE",
+    "RERANKER_OPERATOR_RESYNC_SECONDS",
     "RERANKER_OPERATOR_PROMETHEUS_URL",
     "RERANKER_OPERATOR_LOG_FORMAT",
 }
@@ -110,8 +112,9 @@ def test_operator_has_resource_requests_and_a_memory_limit() -> None:
 def test_image_tags_default_to_the_chart_app_version() -> None:
     container = operator_container()
     assert container["image"] == f"kube-reranker/reranker-operator:{APP_VERSION}"
-    server_image = env_of(container)["RERANKER_OPERATOR_SERVER_IMAGE"]
-    assert server_image == f"kube-reranker/reranker-server:{APP_VERSION}"
+    env = env_of(container)
+    assert env["RERANKER_OPERATOR_SERVER_IMAGE"] == f"kube-reranker/reranker-server:{APP_VERSION}"
+    assert env["RERANKER_OPERATOR_SERVER_GPU_IMAGE"] == f"kube-reranker/reranker-server-gpu:{APP_VERSION}"
 
 
 def test_one_server_image_value_feeds_the_operator_setting_and_the_helm_test_pod() -> None:
@@ -395,3 +398,27 @@ def test_notes_print_the_next_commands_and_the_crd_upgrade_path() -> None:
     assert "curl -s localhost:8080/v1/rerank" in notes
     assert f"helm test {RELEASE}" in notes
     assert "kubectl apply --server-side -f crds/" in notes
+
+
+def test_default_images_agree_with_the_operator_and_the_package_version() -> None:
+    """One version everywhere: pyproject, the chart's appVersion and the operator's built-in defaults."""
+    from reranker_operator import config
+
+    pyproject = (CHART.parents[1] / "pyproject.toml").read_text()
+    assert re.search(rf'^version = "{re.escape(APP_VERSION)}"$', pyproject, re.MULTILINE)
+    env = env_of(operator_container())
+    assert env["RERANKER_OPERATOR_SERVER_IMAGE"] == config.DEFAULT_SERVER_IMAGE
+    assert env["RERANKER_OPERATOR_SERVER_GPU_IMAGE"] == config.DEFAULT_SERVER_GPU_IMAGE
+
+
+def test_operator_settings_the_chart_writes_are_accepted_by_the_operator() -> None:
+    """The rendered env, fed to the operator's own settings parser, yields the intended settings."""
+    from reranker_operator import config
+
+    env = env_of(operator_container(HA_NAMESPACED, MONITORING))
+    settings = config.OperatorConfig.from_env({k: v for k, v in env.items() if v is not None})
+    assert settings.namespaces == ("search", "rag-staging")
+    assert settings.peering == FULLNAME
+    assert settings.prometheus_url == "http://prometheus-operated.monitoring.svc:9090"
+    assert settings.log_format == "text"
+    assert settings.metrics_port == 9090

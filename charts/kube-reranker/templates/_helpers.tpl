@@ -76,6 +76,11 @@ RERANKER_OPERATOR_SERVER_IMAGE and the helm test pod runs it, so both always agr
 {{- printf "%s:%s" .Values.server.image.repository (default .Chart.AppVersion .Values.server.image.tag) }}
 {{- end }}
 
+{{/* GPU server image reference (backend: gpu); the tag defaults to the chart's appVersion. */}}
+{{- define "kube-reranker.serverGpuImage" -}}
+{{- printf "%s:%s" .Values.server.gpuImage.repository (default .Chart.AppVersion .Values.server.gpuImage.tag) }}
+{{- end }}
+
 {{/* True (non-empty) when the operator runs more than one replica and so needs kopf peering. */}}
 {{- define "kube-reranker.peeringEnabled" -}}
 {{- if gt (int .Values.operator.replicas) 1 }}true{{ end }}

@@ -1,23 +1,33 @@
 {{/*
 RBAC rules, defined once and reused by the ClusterRole (cluster-wide mode) and the per-namespace Roles.
-tests/chart/test_rbac.py asserts that together they grant exactly what reranker_operator.permissions
-declares: every call the operator makes, nothing more.
+They mirror reranker_operator/permissions.py, where each permission's reason is written down;
+tests/chart/test_rbac.py asserts the rendered rules grant exactly that set in every mode: every call
+the operator makes, nothing more.
 */}}
 
-{{/* Cluster-scoped reads kopf needs in every mode: namespaces and CRDs are not namespaced objects. */}}
-{{- define "kube-reranker.rules.framework" -}}
-# Framework: runtime observation of CRDs (ServiceMonitor, KEDA appearing later) and namespaces.
+{{/* Framework, cluster-scoped: kopf lists and watches CRDs and namespaces in every mode. */}}
+{{- define "kube-reranker.rules.framework.cluster" -}}
+# Framework: kopf notices CRDs (ServiceMonitor, KEDA ...) installed or removed at runtime.
 - apiGroups: [apiextensions.k8s.io]
   resources: [customresourcedefinitions]
   verbs: [list, watch]
+# Framework: kopf follows namespaces appearing and disappearing.
 - apiGroups: [""]
   resources: [namespaces]
   verbs: [list, watch]
 {{- end }}
 
-{{/* Framework: peering, the keep-alives by which one replica knows the others. */}}
+{{/* Framework, namespaced: Events in the watched namespaces. */}}
+{{- define "kube-reranker.rules.framework.namespaced" -}}
+# Framework: kopf and the operator post Events on the RerankerDeployment.
+- apiGroups: [""]
+  resources: [events]
+  verbs: [create]
+{{- end }}
+
+{{/* Framework: peering, the keep-alives by which one replica knows the others. Call with (dict "resource" ...). */}}
 {{- define "kube-reranker.rules.peering" -}}
-# Framework: knowing which other operator replicas are running (kopf peering).
+# Framework: peered replicas agree which one is active.
 - apiGroups: [kopf.dev]
   resources: [{{ .resource }}]
   verbs: [list, watch, patch]
@@ -25,35 +35,35 @@ declares: every call the operator makes, nothing more.
 
 {{/* Application: the custom resource and every child the operator renders. */}}
 {{- define "kube-reranker.rules.application" -}}
-# Application: watching the custom resource, its progress annotations and its status.
+# Application: watch RerankerDeployments, keep kopf's progress annotations, write their status.
 - apiGroups: [kube-reranker.io]
   resources: [rerankerdeployments]
   verbs: [get, list, watch, patch]
 - apiGroups: [kube-reranker.io]
   resources: [rerankerdeployments/status]
-  verbs: [get, patch]
-# Application: events about what the operator did, posted on the custom resource.
-- apiGroups: [""]
-  resources: [events]
-  verbs: [create]
-# Application: the children of each RerankerDeployment, applied idempotently and pruned.
+  verbs: [patch]
+# Application: the server pods' Deployment (followed through its rollout) and Service.
 - apiGroups: [apps]
   resources: [deployments]
-  verbs: [get, list, watch, create, patch, delete]
+  verbs: [get, list, watch, create, patch]
 - apiGroups: [""]
   resources: [services]
-  verbs: [get, list, watch, create, patch, delete]
+  verbs: [get, create, patch]
+# Application: optional children, created when the spec asks and pruned when it stops asking;
+# ServiceMonitor, PrometheusRule and ScaledObject only where their CRDs exist.
 - apiGroups: [autoscaling]
   resources: [horizontalpodautoscalers]
-  verbs: [get, list, watch, create, patch, delete]
+  verbs: [get, list, create, patch, delete]
 - apiGroups: [policy]
   resources: [poddisruptionbudgets]
-  verbs: [get, list, watch, create, patch, delete]
-# Application: optional children, created only when their CRDs exist in the cluster.
+  verbs: [get, list, create, patch, delete]
 - apiGroups: [monitoring.coreos.com]
-  resources: [servicemonitors, prometheusrules]
-  verbs: [get, list, watch, create, patch, delete]
+  resources: [servicemonitors]
+  verbs: [get, list, create, patch, delete]
+- apiGroups: [monitoring.coreos.com]
+  resources: [prometheusrules]
+  verbs: [get, list, create, patch, delete]
 - apiGroups: [keda.sh]
   resources: [scaledobjects]
-  verbs: [get, list, watch, create, patch, delete]
+  verbs: [get, list, create, patch, delete]
 {{- end }}
