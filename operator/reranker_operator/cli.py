@@ -27,14 +27,20 @@ class RenderError(ValueError):
     """A manifest that cannot be rendered; the message names the file and the problem."""
 
 
-def kopf_argv(settings: config.OperatorConfig, *, verbose: bool = False, debug: bool = False) -> list[str]:
+def kopf_argv(
+    settings: config.OperatorConfig,
+    *,
+    verbose: bool = False,
+    debug: bool = False,
+    liveness: str = config.LIVENESS_ENDPOINT,
+) -> list[str]:
     """kopf's CLI arguments for these settings: what `run` executes and what the smoke test runs."""
     argv = [
         "run",
         "--module",
         HANDLERS_MODULE,
         "--liveness",
-        config.LIVENESS_ENDPOINT,
+        liveness,
         "--log-format",
         "json" if settings.log_format == "json" else "full",
     ]

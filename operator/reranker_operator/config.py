@@ -39,7 +39,8 @@ class OperatorConfig(BaseModel):
         None, description="Prometheus HTTP API base URL, for KEDA and SLO status."
     )
     log_format: Literal["text", "json"] = "text"
-    resync_seconds: int = Field(300, ge=10, description="How often every CR is re-reconciled to undo drift.")
+    resync_seconds: int = Field(300, ge=10, le=86_400, description="How often every CR is re-reconciled.")
+    metrics_port: int | None = Field(None, ge=1, le=65_535, description="Port of the operator's /metrics.")
     kubeconfig: str | None = Field(None, description="Kubeconfig path; None: in-cluster or ~/.kube/config.")
     in_cluster: bool = Field(False, description="Running in a pod with a service account token.")
 
@@ -61,6 +62,7 @@ class OperatorConfig(BaseModel):
             "prometheus_url": setting("PROMETHEUS_URL"),
             "log_format": setting("LOG_FORMAT") or "text",
             "resync_seconds": setting("RESYNC_SECONDS") or 300,
+            "metrics_port": setting("METRICS_PORT"),
             "kubeconfig": environ.get("KUBECONFIG") or None,
             "in_cluster": bool(environ.get("KUBERNETES_SERVICE_HOST")),
         }

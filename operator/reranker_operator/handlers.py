@@ -7,31 +7,34 @@ writes the CR's status through its status subresource.
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import logging
+import math
 from collections.abc import Mapping
 from typing import Any, Final
 
 import kopf
 
-from reranker_operator import api, config, kinds, naming, status
+from reranker_operator import api, config, kinds, metrics, naming, status
 from reranker_operator.client import ApiError, KubeClient, connection_info, load_configuration
 from reranker_operator.plan import Problem
-from reranker_operator.reconcile import ChildConflictError, reconcile
+from reranker_operator.reconcile import ChildConflictError, Outcome, reconcile
 
-RESYNC_INTERVAL_S: Final = 300.0
-RESYNC_IDLE_S: Final = 60.0
+# The timer only checks whether a resync is due; RERANKER_OPERATOR_RESYNC_SECONDS decides when.
+RESYNC_CHECK_S: Final = 10.0
+RESYNC_IDLE_S: Final = 30.0
 REJECTED_RETRY_S: Final = 300.0
 MAX_BACKOFF_S: Final = 300.0
 
 
 @kopf.on.startup()
-def operator_configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+async def operator_configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     operator_config = config.load()
     # kopf's bookkeeping lives in annotations under our group: status is our API, not kopf's scratchpad.
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=naming.ANNOTATION_PREFIX)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=naming.ANNOTATION_PREFIX)
-    # Only used if a deletion handler is ever added; children are removed by garbage collection.
+    # The resync timer makes kopf keep a finalizer on each CR (to stop the timer); name it after us.
     settings.persistence.finalizer = f"{naming.GROUP}/finalizer"
     # Log lines become Kubernetes Events only for problems; success is reported by our own events.
     settings.posting.level = logging.WARNING
@@ -50,6 +53,10 @@ def operator_configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: An
     settings.scanning.disabled = False
     memo.config = operator_config
     memo.client = KubeClient(load_configuration(operator_config))
+    memo.metrics = metrics.OperatorMetrics()
+    memo.metrics_runner = None
+    if operator_config.metrics_port is not None:
+        memo.metrics_runner = await metrics.serve(memo.metrics, operator_config.metrics_port)
 
 
 @kopf.on.login()
@@ -58,8 +65,10 @@ def operator_login(memo: kopf.Memo, **_: Any) -> kopf.ConnectionInfo:
 
 
 @kopf.on.cleanup()
-def operator_cleanup(memo: kopf.Memo, **_: Any) -> None:
+async def operator_cleanup(memo: kopf.Memo, **_: Any) -> None:
     memo.client.close()
+    if memo.metrics_runner is not None:
+        await memo.metrics_runner.cleanup()
 
 
 @kopf.on.resume(naming.GROUP, naming.VERSION, naming.PLURAL)
@@ -68,19 +77,24 @@ def operator_cleanup(memo: kopf.Memo, **_: Any) -> None:
 async def rerankerdeployment_reconcile(
     body: kopf.Body, spec: kopf.Spec, patch: kopf.Patch, memo: kopf.Memo, retry: int, **_: Any
 ) -> None:
-    parsed = _parse_or_reject(body, spec, patch)
+    try:
+        parsed = _validated(body, spec)
+    except api.InvalidSpecError as exc:
+        raise _invalid(body, patch, memo, str(exc)) from None
     await _reconcile(body, parsed, patch, memo, retry)
 
 
-@kopf.timer(naming.GROUP, naming.VERSION, naming.PLURAL, interval=RESYNC_INTERVAL_S, idle=RESYNC_IDLE_S)
+@kopf.timer(naming.GROUP, naming.VERSION, naming.PLURAL, interval=RESYNC_CHECK_S, idle=RESYNC_IDLE_S)
 async def rerankerdeployment_resync(
     body: kopf.Body, spec: kopf.Spec, patch: kopf.Patch, memo: kopf.Memo, retry: int, **_: Any
 ) -> None:
-    """Undo drift (a deleted Service, an edited Deployment); a no-op write-wise when nothing drifted."""
+    """Undo drift (a deleted Service, an edited Deployment); writes nothing when nothing drifted."""
+    if _now_monotonic() - memo.get("reconciled_at", -math.inf) < memo.config.resync_seconds:
+        return
     try:
         parsed = _validated(body, spec)
     except api.InvalidSpecError:
-        return  # already reported by the reconcile handler; the timer must not repeat the event
+        return  # the reconcile handler has reported it; the timer must not repeat the Event
     await _reconcile(body, parsed, patch, memo, retry)
 
 
@@ -91,7 +105,7 @@ async def rerankerdeployment_resync(
     labels={naming.LABEL_MANAGED_BY: naming.MANAGED_BY},
 )
 async def deployment_status_changed(
-    body: kopf.Body, type: str | None, namespace: str, memo: kopf.Memo, logger: kopf.Logger, **_: Any
+    body: kopf.Body, type: str | None, namespace: str | None, memo: kopf.Memo, logger: kopf.Logger, **_: Any
 ) -> None:
     owner = _owner_reference(body)
     if owner is None or namespace is None:
@@ -120,32 +134,28 @@ def _validated(body: kopf.Body, spec: kopf.Spec) -> api.RerankerDeploymentSpec:
     return api.parse_spec(spec)
 
 
-def _parse_or_reject(body: kopf.Body, spec: kopf.Spec, patch: kopf.Patch) -> api.RerankerDeploymentSpec:
-    try:
-        return _validated(body, spec)
-    except api.InvalidSpecError as exc:
-        problem = Problem(status.INVALID_SPEC, str(exc))
-        rejected = status.rejected_status(
-            problem=problem, generation=_generation(body), previous=body.status, now=_now()
-        )
-        _write_status(body, patch, rejected)
-        kopf.warn(body, reason=status.INVALID_SPEC, message=str(exc))
-        raise kopf.PermanentError(f"Invalid spec, fix it and the operator retries: {exc}") from None
-
-
 async def _reconcile(
     body: kopf.Body, spec: api.RerankerDeploymentSpec, patch: kopf.Patch, memo: kopf.Memo, retry: int
 ) -> None:
+    started = _now_monotonic()
     try:
         outcome = await reconcile(memo.client, owner=body, spec=spec, config=memo.config)
     except ChildConflictError as exc:
-        raise _rejected(body, patch, Problem(status.CHILD_CONFLICT, str(exc))) from None
+        raise _rejected(body, patch, memo, Problem(status.CHILD_CONFLICT, str(exc)), started) from None
     except ApiError as exc:
-        if exc.transient:
-            raise kopf.TemporaryError(f"Transient API error, retrying: {exc}", delay=_backoff(retry)) from exc
-        raise _rejected(
-            body, patch, Problem("ApiRejected", f"the API server rejected a child: {exc}")
-        ) from None
+        if not exc.transient:
+            problem = Problem("ApiRejected", f"the API server rejected a child: {exc}")
+            raise _rejected(body, patch, memo, problem, started) from None
+        memo.metrics.reconciled("retrying", _now_monotonic() - started)
+        raise kopf.TemporaryError(f"Transient API error, retrying: {exc}", delay=_backoff(retry)) from exc
+    _report(body, patch, memo, spec, outcome)
+    memo.reconciled_at = _now_monotonic()
+    memo.metrics.reconciled("success", memo.reconciled_at - started)
+
+
+def _report(
+    body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, spec: api.RerankerDeploymentSpec, outcome: Outcome
+) -> None:
     new_status = status.reconciled_status(
         spec=spec,
         name=body.metadata["name"],
@@ -158,11 +168,27 @@ async def _reconcile(
         now=_now(),
     )
     _write_status(body, patch, new_status)
+    for change in outcome.changes:
+        memo.metrics.changed(change.action, change.kind)
     if outcome.changes:
         kopf.info(body, reason="Applied", message="; ".join(str(change) for change in outcome.changes))
 
 
-def _rejected(body: kopf.Body, patch: kopf.Patch, problem: Problem) -> kopf.TemporaryError:
+def _invalid(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, message: str) -> kopf.PermanentError:
+    """An invalid spec: say what to fix in status and an Event, and never retry this generation."""
+    problem = Problem(status.INVALID_SPEC, message)
+    rejected = status.rejected_status(
+        problem=problem, generation=_generation(body), previous=body.status, now=_now()
+    )
+    _write_status(body, patch, rejected)
+    kopf.warn(body, reason=status.INVALID_SPEC, message=message)
+    memo.metrics.reconciled("invalid_spec", 0.0)
+    return kopf.PermanentError(f"Invalid spec, fix it and the operator retries: {message}")
+
+
+def _rejected(
+    body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, problem: Problem, started: float
+) -> kopf.TemporaryError:
     """A problem a quick retry cannot fix: say so in status and an Event, and retry slowly."""
     conditions = status.stamp(
         [status.Verdict(status.DEGRADED, True, problem.reason, problem.message)],
@@ -172,6 +198,7 @@ def _rejected(body: kopf.Body, patch: kopf.Patch, problem: Problem) -> kopf.Temp
     )
     _write_status(body, patch, {**body.status, "conditions": conditions})
     kopf.warn(body, reason=problem.reason, message=problem.message)
+    memo.metrics.reconciled("rejected", _now_monotonic() - started)
     return kopf.TemporaryError(problem.message, delay=REJECTED_RETRY_S)
 
 
@@ -198,3 +225,8 @@ def _backoff(retry: int) -> float:
 
 def _now() -> str:
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _now_monotonic() -> float:
+    """The event loop's clock: monotonic, and the one kopf's timers (and looptime in tests) follow."""
+    return asyncio.get_running_loop().time()

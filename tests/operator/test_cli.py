@@ -1,0 +1,119 @@
+"""`reranker-operator crd | render | run` as users and the chart call them."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from reranker_operator import cli, config
+
+from tests.operator.conftest import EXAMPLES, RESOURCES_DIR, ROOT
+
+BIN = Path(sys.executable).parent / "reranker-operator"
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [BIN, *args], capture_output=True, text=True, cwd=ROOT, env=env, timeout=60, check=False
+    )
+
+
+def test_crd_prints_the_committed_crd():
+    result = run_cli("crd")
+    assert result.returncode == 0
+    assert result.stdout == (ROOT / "crds" / "rerankerdeployments.kube-reranker.io.yaml").read_text()
+
+
+def test_render_prints_the_children_of_every_example_without_a_cluster():
+    result = run_cli("render", *(arg for path in EXAMPLES for arg in ("-f", str(path))))
+    assert result.returncode == 0, result.stderr
+    objects = list(yaml.safe_load_all(result.stdout))
+    names = {obj["metadata"]["name"] for obj in objects}
+    assert names == {yaml.safe_load(path.read_text())["metadata"]["name"] for path in EXAMPLES}
+    assert {"Deployment", "Service"} <= {obj["kind"] for obj in objects}
+
+
+def test_render_shows_the_prometheus_adapter_path_unless_keda_is_asked_for():
+    objects = list(yaml.safe_load_all(run_cli("render", "-f", "examples/minilm-cpu.yaml").stdout))
+    assert [obj["kind"] for obj in objects] == [
+        "Deployment",
+        "Service",
+        "HorizontalPodAutoscaler",
+        "PodDisruptionBudget",
+    ]
+
+
+def test_render_of_a_keda_example_shows_the_scaledobject_given_a_prometheus_url():
+    result = run_cli(
+        "render",
+        "-f",
+        "examples/minilm-keda.yaml",
+        "--with-prometheus-operator",
+        "--prometheus-url",
+        "http://p:9090",
+    )
+    kinds = [obj["kind"] for obj in yaml.safe_load_all(result.stdout)]
+    assert kinds == [
+        "Deployment",
+        "Service",
+        "ScaledObject",
+        "PodDisruptionBudget",
+        "ServiceMonitor",
+        "PrometheusRule",
+    ]
+
+
+def test_render_warns_when_keda_has_no_prometheus_url():
+    result = run_cli("render", "-f", "examples/minilm-keda.yaml")
+    assert result.returncode == 0
+    assert "RERANKER_OPERATOR_PROMETHEUS_URL" in result.stderr
+    assert "ScaledObject" not in result.stdout
+
+
+def test_render_of_an_invalid_manifest_fails_and_names_the_problem():
+    result = run_cli("render", "-f", str(RESOURCES_DIR / "invalid-specs.yaml"))
+    assert result.returncode != 0
+    assert "min-above-max" in result.stderr
+    assert "replicas.min must be less than or equal to replicas.max" in result.stderr
+    assert result.stdout == ""
+
+
+def test_render_rejects_other_kinds():
+    with pytest.raises(cli.RenderError, match=r"expected kube-reranker\.io/v1alpha1 RerankerDeployment"):
+        cli.render([{"apiVersion": "v1", "kind": "Service"}], config.OperatorConfig(), cli.Capabilities())
+
+
+def test_render_adopts_children_when_the_manifest_has_a_uid():
+    cr = yaml.safe_load((ROOT / "examples" / "minilm-cpu.yaml").read_text())
+    cr["metadata"]["uid"] = "0f6c"
+    objects, _ = cli.render([cr], config.OperatorConfig(), cli.Capabilities())
+    assert {obj["metadata"]["ownerReferences"][0]["uid"] for obj in objects} == {"0f6c"}
+
+
+def test_run_starts_kopf_cluster_wide_and_standalone_by_default():
+    argv = cli.kopf_argv(config.OperatorConfig())
+    assert argv[:3] == ["run", "--module", "reranker_operator.handlers"]
+    assert argv[3:5] == ["--liveness", "http://0.0.0.0:8080/healthz"]
+    assert "--all-namespaces" in argv
+    assert "--standalone" in argv
+    assert "--namespace" not in argv
+
+
+def test_run_watches_the_listed_namespaces_with_peering_and_json_logs():
+    settings = config.OperatorConfig(namespaces=("search", "ads"), peering="kube-reranker", log_format="json")
+    argv = cli.kopf_argv(settings, verbose=True)
+    assert "--all-namespaces" not in argv
+    assert argv[argv.index("--namespace") :][:4] == ["--namespace", "search", "--namespace", "ads"]
+    assert argv[argv.index("--peering") + 1] == "kube-reranker"
+    assert "--standalone" not in argv
+    assert argv[argv.index("--log-format") + 1] == "json"
+    assert argv[-1] == "--verbose"
+
+
+def test_a_broken_setting_stops_the_cli_with_the_variable_name():
+    result = run_cli("crd", env={"PATH": "/usr/bin:/bin", "RERANKER_OPERATOR_LOG_FORMAT": "xml"})
+    assert result.returncode != 0
+    assert "RERANKER_OPERATOR_LOG_FORMAT" in result.stderr

@@ -1,0 +1,181 @@
+"""status.py as a pure function: conditions from the spec, the plan and the observed Deployment."""
+
+from __future__ import annotations
+
+from reranker_operator import api, status
+from reranker_operator.config import OperatorConfig
+from reranker_operator.plan import Capabilities, Plan, Problem, plan_children
+from reranker_operator.resources.common import ChildRef
+
+SPEC = api.parse_spec({"model": {"id": "m"}, "replicas": {"min": 2, "max": 4}})
+PLAN = plan_children(SPEC, ChildRef("rr", "ns"), OperatorConfig(), Capabilities())
+T0, T1 = "2026-01-01T00:00:00Z", "2026-01-01T00:05:00Z"
+
+
+def deployment(*, replicas=2, ready=0, updated=2, available=0, desired=2, observed=True, conditions=()):
+    return {
+        "metadata": {"generation": 3},
+        "spec": {"replicas": desired},
+        "status": {
+            "observedGeneration": 3 if observed else 2,
+            "replicas": replicas,
+            "readyReplicas": ready,
+            "updatedReplicas": updated,
+            "availableReplicas": available,
+            "conditions": list(conditions),
+        },
+    }
+
+
+def reconciled(dep, previous=None, now=T0, problems=(), plan=PLAN):
+    return status.reconciled_status(
+        spec=SPEC,
+        name="rr",
+        namespace="ns",
+        generation=7,
+        plan=plan,
+        problems=problems,
+        deployment=dep,
+        previous=previous or {},
+        now=now,
+    )
+
+
+def conditions(result) -> dict[str, dict]:
+    return {item["type"]: item for item in result["conditions"]}
+
+
+def test_before_the_deployment_exists_nothing_is_ready_and_creation_is_in_progress():
+    result = conditions(reconciled(None))
+    assert (result["Ready"]["status"], result["Ready"]["reason"]) == ("False", "DeploymentMissing")
+    assert (result["Progressing"]["status"], result["Progressing"]["reason"]) == ("True", "Creating")
+
+
+def test_one_warm_replica_makes_it_ready_but_not_yet_warmed_up():
+    result = conditions(reconciled(deployment(ready=1, available=1)))
+    assert result["Ready"]["status"] == "True"
+    assert (result["WarmedUp"]["status"], result["WarmedUp"]["reason"]) == ("False", "WarmingUp")
+    assert result["WarmedUp"]["message"] == "1 of 2 replicas still load or warm up"
+    assert result["Progressing"]["reason"] == "RollingOut"
+
+
+def test_all_replicas_ready_and_updated_is_a_finished_rollout():
+    result = conditions(reconciled(deployment(ready=2, available=2)))
+    assert result["WarmedUp"]["status"] == "True"
+    assert (result["Progressing"]["status"], result["Progressing"]["reason"]) == ("False", "RolloutComplete")
+    assert (result["Degraded"]["status"], result["Degraded"]["reason"]) == ("False", "AsExpected")
+
+
+def test_an_unobserved_deployment_generation_is_still_progressing():
+    result = conditions(reconciled(deployment(ready=2, available=2, observed=False)))
+    assert result["Progressing"]["status"] == "True"
+
+
+def test_a_rollout_past_its_deadline_is_degraded_with_the_deployments_message():
+    stuck = {
+        "type": "Progressing",
+        "status": "False",
+        "reason": "ProgressDeadlineExceeded",
+        "message": "timed out",
+    }
+    result = conditions(reconciled(deployment(conditions=[stuck])))
+    assert (result["Degraded"]["status"], result["Degraded"]["reason"]) == (
+        "True",
+        "ProgressDeadlineExceeded",
+    )
+    assert result["Degraded"]["message"] == "timed out"
+    assert result["Progressing"]["status"] == "False"
+
+
+def test_plan_problems_make_it_degraded_and_explain_the_autoscaler():
+    plan = Plan(children=(), metrics_source=None, problems=(Problem("KEDAUnavailable", "install KEDA"),))
+    spec = api.parse_spec({"model": {"id": "m"}, "autoscaling": {"metricsSource": "keda"}})
+    result = status.reconciled_status(
+        spec=spec,
+        name="rr",
+        namespace="ns",
+        generation=1,
+        plan=plan,
+        problems=(),
+        deployment=None,
+        previous={},
+        now=T0,
+    )
+    found = conditions(result)
+    assert (found["Degraded"]["reason"], found["Degraded"]["message"]) == ("KEDAUnavailable", "install KEDA")
+    assert (found["Autoscaling"]["status"], found["Autoscaling"]["reason"]) == ("False", "KEDAUnavailable")
+    assert result["metricsSource"] is None
+
+
+def test_the_status_carries_generation_replicas_endpoint_and_metrics_source():
+    result = reconciled(deployment(replicas=3, ready=2))
+    assert result["observedGeneration"] == 7
+    assert (result["replicas"], result["readyReplicas"]) == (3, 2)
+    assert result["endpoint"] == "http://rr.ns.svc:8080"
+    assert result["metricsSource"] == "prometheus-adapter"
+    assert all(item["observedGeneration"] == 7 for item in result["conditions"])
+
+
+def test_transition_times_move_only_when_a_condition_flips():
+    first = reconciled(deployment(ready=0), now=T0)
+    same = reconciled(deployment(ready=0), previous=first, now=T1)
+    flipped = reconciled(deployment(ready=1, available=1), previous=first, now=T1)
+    assert same == first
+    assert status.status_patch(first, same) == {}
+    assert conditions(flipped)["Ready"]["lastTransitionTime"] == T1
+    assert conditions(flipped)["Degraded"]["lastTransitionTime"] == T0
+
+
+def test_an_invalid_spec_keeps_what_was_there_and_says_what_to_fix():
+    before = reconciled(deployment(ready=2, available=2))
+    problem = Problem(status.INVALID_SPEC, "spec.replicas: raise replicas.max")
+    rejected = status.rejected_status(problem=problem, generation=8, previous=before, now=T1)
+    assert rejected["observedGeneration"] == 8
+    assert rejected["readyReplicas"] == 2
+    degraded = conditions(rejected)["Degraded"]
+    assert (degraded["status"], degraded["reason"], degraded["message"]) == (
+        "True",
+        "InvalidSpec",
+        "spec.replicas: raise replicas.max",
+    )
+
+
+def test_deployment_events_refresh_readiness_but_keep_what_only_a_reconcile_knows():
+    rejected = status.rejected_status(
+        problem=Problem(status.INVALID_SPEC, "fix it"), generation=8, previous=reconciled(None), now=T0
+    )
+    refreshed = status.refreshed_status(
+        deployment=deployment(ready=2, available=2), previous=rejected, now=T1
+    )
+    found = conditions(refreshed)
+    assert found["Ready"]["status"] == "True"
+    assert found["Degraded"]["reason"] == "InvalidSpec"
+    assert found["Autoscaling"] == conditions(rejected)["Autoscaling"]
+    assert refreshed["observedGeneration"] == 8
+    assert refreshed["readyReplicas"] == 2
+
+
+def test_deployment_events_clear_a_rollout_failure_once_it_recovers():
+    stuck = {"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded", "message": "x"}
+    failing = status.refreshed_status(deployment=deployment(conditions=[stuck]), previous={}, now=T0)
+    recovered = status.refreshed_status(deployment=deployment(ready=2, available=2), previous=failing, now=T1)
+    assert conditions(failing)["Degraded"]["status"] == "True"
+    assert conditions(recovered)["Degraded"]["status"] == "False"
+
+
+def test_a_status_patch_holds_only_what_changed():
+    assert status.status_patch({"a": 1, "b": [1]}, {"a": 1, "b": [2], "c": None}) == {"b": [2]}
+    assert status.status_patch({"metricsSource": "keda"}, {"metricsSource": None}) == {"metricsSource": None}
+
+
+def test_conditions_from_other_writers_survive_in_a_stable_order():
+    slo = {
+        "type": "SLOMet",
+        "status": "True",
+        "reason": "UnderTarget",
+        "message": "",
+        "lastTransitionTime": T0,
+    }
+    result = reconciled(deployment(), previous={"conditions": [slo]})
+    assert [item["type"] for item in result["conditions"]] == [*status.CONDITION_ORDER, "SLOMet"]
+    assert conditions(result)["SLOMet"] == slo
