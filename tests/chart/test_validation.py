@@ -93,3 +93,30 @@ def test_an_invalid_object_is_reported_not_waved_through() -> None:
     deployment = next(o for o in _render(None) if o["kind"] == "Deployment")
     deployment["spec"]["template"]["spec"]["containers"][0]["imagePullPolcy"] = "Always"
     assert _problems(deployment, KUBE_VERSIONS[-1]) != []
+
+
+@pytest.mark.parametrize("values_file", [f for f in CI_VALUES if "example" in f.read_text()], ids=_values_id)
+def test_the_example_rerankerdeployment_passes_the_crds_defaults_schema_and_cel_rules(
+    values_file: Path,
+) -> None:
+    """What the API server would do with the example: default it, validate it, evaluate the CEL rules."""
+    from tests.operator.crd_schema import admit
+
+    example = next(o for o in _render(values_file) if o["kind"] == "RerankerDeployment")
+    crd = chart_crds()[("kube-reranker.io", "RerankerDeployment")]
+    schema = next(v for v in crd["spec"]["versions"] if v["storage"])["schema"]["openAPIV3Schema"]
+    _, errors = admit(schema, example)
+    assert errors == []
+
+
+def test_an_example_breaking_a_cel_rule_is_caught() -> None:
+    """Guards the guard: min replicas above max must be refused by the CRD's CEL rule."""
+    from tests.operator.crd_schema import admit
+
+    example = next(o for o in _render(CI_VALUES[0]) if o["kind"] == "RerankerDeployment")
+    example["spec"]["replicas"] = {"min": 5, "max": 2}
+    crd = chart_crds()[("kube-reranker.io", "RerankerDeployment")]
+    schema = next(v for v in crd["spec"]["versions"] if v["storage"])["schema"]["openAPIV3Schema"]
+    _, errors = admit(schema, example)
+    assert len(errors) == 1
+    assert errors[0].startswith("spec.replicas: replicas.min must be less than or equal to replicas.max")
