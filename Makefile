@@ -38,6 +38,9 @@ demo: venv ## the main job, offline: build a model, serve it, rerank, render man
 bench: venv ## side-by-side latency benchmark -> bench/results/*.json + PNG (takes minutes)
 	$(BIN)/python -m bench.run
 
+openapi: $(STAMP) ## regenerate docs/openapi.json, the server API snapshot a test compares against
+	$(BIN)/python -m reranker_server.openapi > docs/openapi.json
+
 crds: $(STAMP) ## regenerate the CRD from the typed API (crds/ and the chart's crds/)
 	$(BIN)/reranker-operator crd > crds/rerankerdeployments.kube-reranker.io.yaml
 	cp crds/rerankerdeployments.kube-reranker.io.yaml charts/kube-reranker/crds/

@@ -1,1 +1,25 @@
 """Fixtures shared by every test area."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+#: The shared test model's shape: tiny, so every area's tests stay fast on two cores.
+TEST_MODEL_LAYERS = 2
+TEST_MODEL_HIDDEN = 32
+TEST_MODEL_SEED = 0
+
+
+@pytest.fixture(scope="session")
+def test_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A seeded BERT cross-encoder built locally, laid out like a hub reranker.
+
+    Holds config.json, model.safetensors, tokenizer.json and onnx/model.onnx, so
+    `reranker-server serve --model <dir>` needs neither the hub nor torch. Scores are meaningless.
+    """
+    from reranker_server.testmodel import ModelShape, make_test_model
+
+    shape = ModelShape(layers=TEST_MODEL_LAYERS, hidden=TEST_MODEL_HIDDEN, seed=TEST_MODEL_SEED)
+    return make_test_model(tmp_path_factory.mktemp("test-model"), shape)

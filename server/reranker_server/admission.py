@@ -16,42 +16,56 @@ from typing import Final
 #: Admit only what is predicted to finish within this share of the deadline: the rate is an
 #: average, and a request that finishes just before its deadline has already failed its SLO.
 DEADLINE_HEADROOM: Final = 0.8
-#: Weight of the newest measurement in the moving average of seconds per token.
-SMOOTHING: Final = 0.3
+#: How much of the previous measurements survives each new one (about the last ten batches count).
+DECAY: Final = 0.9
+
+
+class Rate:
+    """Seconds per token over recent work, weighted by tokens: a tiny batch's noisy timing
+    (dominated by per-call overhead) moves it little, a big batch's a lot."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self.tokens = 0.0
+
+    def observe(self, tokens: int, seconds: float) -> None:
+        self.seconds = DECAY * self.seconds + seconds
+        self.tokens = DECAY * self.tokens + tokens
+
+    @property
+    def per_token(self) -> float | None:
+        return self.seconds / self.tokens if self.tokens > 0 else None
 
 
 class ThroughputEstimate:
-    """Seconds of pipeline work per real token, as a moving average of measured micro-batches.
+    """Seconds of pipeline work per real token, from measured micro-batches and tokenisation.
 
-    Tokenising and inference both cost time per token; they overlap but share the same CPUs,
-    so the estimate adds both: conservative, and right when the two contend for cores.
+    Tokenising and inference overlap but share the same CPUs, so the estimate adds both:
+    conservative, and right when the two contend for cores.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._inference: float | None = None
-        self._tokenize: float | None = None
+        self._inference = Rate()
+        self._tokenize = Rate()
 
     def observe_inference(self, tokens: int, seconds: float) -> None:
         if tokens > 0 and seconds > 0:
             with self._lock:
-                self._inference = _smooth(self._inference, seconds / tokens)
+                self._inference.observe(tokens, seconds)
 
     def observe_tokenize(self, tokens: int, seconds: float) -> None:
         if tokens > 0 and seconds > 0:
             with self._lock:
-                self._tokenize = _smooth(self._tokenize, seconds / tokens)
+                self._tokenize.observe(tokens, seconds)
 
     @property
     def seconds_per_token(self) -> float | None:
         with self._lock:
-            if self._inference is None:
+            inference = self._inference.per_token
+            if inference is None:
                 return None
-            return self._inference + (self._tokenize or 0.0)
-
-
-def _smooth(previous: float | None, value: float) -> float:
-    return value if previous is None else (1 - SMOOTHING) * previous + SMOOTHING * value
+            return inference + (self._tokenize.per_token or 0.0)
 
 
 def retry_after_s(

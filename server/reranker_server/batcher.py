@@ -320,7 +320,9 @@ class Batcher:
     def _run(self, batch: MicroBatch) -> None:
         now = self.clock()
         for job in {job for job, _ in batch.members}:
-            if not job.finished and now > job.deadline:
+            if job.finished:
+                self._account(job, 0)  # it gave up (deadline or disconnect): its tokens leave the queue
+            elif now > job.deadline:
                 self._fail(job, DeadlineExceeded("the request's deadline passed while it was queued"))
         if all(job.finished for job, _ in batch.members):
             return

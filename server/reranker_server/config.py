@@ -28,7 +28,7 @@ class SettingsError(ValueError):
 class Settings(BaseModel):
     """Everything `reranker-server serve` needs, validated; see the settings table in the README."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True)
 
     host: str = "0.0.0.0"
     port: Annotated[int, Field(ge=1, le=65535)] = 8080

@@ -144,8 +144,13 @@ def from_validation_errors(errors: Sequence[Mapping[str, Any]]) -> RerankerError
     if any(error.get("type") == "json_invalid" for error in errors):
         detail = next(error for error in errors if error.get("type") == "json_invalid")
         reason = (detail.get("ctx") or {}).get("error", "invalid JSON")
-        return BadRequest(f"the request body is not valid JSON: {reason}", param="body")
-    problems = [(dotted_param(error.get("loc", ())), str(error.get("msg", "invalid"))) for error in errors]
+        position = detail.get("loc", ("body", None))[-1]
+        where = f" at character {position}" if isinstance(position, int) else ""
+        return BadRequest(f"the request body is not valid JSON: {reason}{where}", param="body")
+    problems = [
+        (dotted_param(error.get("loc", ())), str(error.get("msg", "invalid")).removeprefix("Value error, "))
+        for error in errors
+    ]
     if not problems:
         return InvalidRequest("the request body is invalid")
     listed = "; ".join(f"{param or 'body'}: {message}" for param, message in problems[:MAX_LISTED_PROBLEMS])

@@ -36,6 +36,8 @@ class BodyGuard:
 
     Oversized bodies are refused from Content-Length without reading them, chunked ones as soon as
     they pass the limit. The buffered body is replayed to the app, which needs all of it anyway.
+    Rerank bodies are always JSON: a missing or form Content-Type (`curl -d` sends one) is read as
+    JSON rather than failing with a puzzling "not an object".
     """
 
     def __init__(
@@ -83,7 +85,7 @@ class BodyGuard:
             error = BadRequest(f"the request body is not valid UTF-8 (byte {exc.start})", param="body")
             await self._refuse(error, scope, receive, send)
             return
-        await self.app(scope, _replay(body, receive), send)
+        await self.app(_as_json(scope), _replay(body, receive), send)
 
     async def _refuse(self, error: RerankerError, scope: Scope, receive: Receive, send: Send) -> None:
         self.on_reject(error)
@@ -98,6 +100,14 @@ def _content_length(scope: Scope) -> int | None:
             except ValueError:
                 return None
     return None
+
+
+def _as_json(scope: Scope) -> Scope:
+    headers = [(name, value) for name, value in scope["headers"] if name != b"content-type"]
+    declared = next((value for name, value in scope["headers"] if name == b"content-type"), b"")
+    if b"json" in declared:
+        return scope
+    return {**scope, "headers": [*headers, (b"content-type", b"application/json")]}
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Annotated, Any, Final, Literal
 
 import numpy as np
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, RootModel, WithJsonSchema
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, RootModel, WithJsonSchema
 
 from reranker_server.engine import sigmoid
 
@@ -20,6 +20,18 @@ MIN_DOCUMENTS: Final = 1
 MIN_TOP_N: Final = 1
 MIN_TOKENS_PER_DOC: Final = 1
 DOCUMENT_SHAPE: Final = "a string or an object with a string `text` field"
+
+
+def _valid_unicode(value: str) -> str:
+    """JSON may escape lone surrogates (\\ud800) that no tokenizer can read: refuse them here, by name."""
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise ValueError(
+                f"the text holds an unpaired surrogate at character {exc.start}: not valid Unicode"
+            ) from None
+    return value
 
 
 def _non_blank(value: Any) -> Any:
@@ -34,12 +46,26 @@ def _document_text(value: Any) -> Any:
         return value
     if isinstance(value, dict) and isinstance(value.get("text"), str):
         return value["text"]
-    raise ValueError(f"each document must be {DOCUMENT_SHAPE}, got {type(value).__name__}")
+    raise ValueError(f"each document must be {DOCUMENT_SHAPE}, got {json_type(value)}")
 
 
-Query = Annotated[str, BeforeValidator(_non_blank), Field(description="The search query.", min_length=1)]
+def json_type(value: Any) -> str:
+    """The JSON name of a parsed value's type, as the client wrote it."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, list):
+        return "an array"
+    return "an object without a string `text`" if isinstance(value, dict) else type(value).__name__
+
+
+Text = Annotated[str, AfterValidator(_valid_unicode)]
+Query = Annotated[Text, BeforeValidator(_non_blank), Field(description="The search query.", min_length=1)]
 Document = Annotated[
-    str,
+    Text,
     BeforeValidator(_document_text),
     WithJsonSchema(
         {
@@ -63,7 +89,7 @@ class TEIRerankRequest(BaseModel):
     )
 
     query: Query
-    texts: Annotated[list[str], Field(min_length=MIN_DOCUMENTS, description="Candidate passages to score.")]
+    texts: Annotated[list[Text], Field(min_length=MIN_DOCUMENTS, description="Candidate passages to score.")]
     raw_scores: bool = Field(False, description="Return raw logits instead of sigmoid probabilities.")
     return_text: bool = Field(False, description="Echo each passage in its result.")
     truncate: bool | None = Field(

@@ -1,0 +1,147 @@
+"""The batcher: routing, isolation of bad requests, deadlines without model use, a queue that empties."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Sequence
+
+import numpy as np
+import pytest
+from reranker_server.batcher import Batcher
+from reranker_server.engine import EncodedPairs, Engine, Feeds
+from reranker_server.errors import DeadlineExceeded, InferenceFailed
+from reranker_server.metrics import Metrics
+
+from tests.server.conftest import GatedEngine, wait_for
+from tests.server.texts import QUERY, passages
+
+POISON = "<<this passage makes the model fail>>"
+
+
+def direct_logits(engine: Engine, query: str, documents: Sequence[str]) -> np.ndarray:
+    pairs = engine.encode(query, documents)
+    return engine.run(engine.pad(pairs.ids, pairs.type_ids))
+
+
+@pytest.fixture
+async def make_batcher() -> AsyncIterator[Callable[..., Batcher]]:
+    started: list[Batcher] = []
+
+    def make(engine: Engine, *, max_batch_tokens: int = 2048, max_wait_s: float = 0.005) -> Batcher:
+        batcher = Batcher(
+            engine, max_batch_tokens=max_batch_tokens, max_wait_s=max_wait_s, metrics=Metrics.create()
+        )
+        batcher.start()
+        started.append(batcher)
+        return batcher
+
+    yield make
+    for batcher in started:
+        await asyncio.to_thread(batcher.stop, 10.0)
+
+
+class PoisonedEngine(Engine):
+    """The real model, except that one marker passage tokenises to an id outside the vocabulary:
+    ONNX Runtime then fails the whole call its pair is in, as it would on a corrupt input."""
+
+    def __init__(self, engine: Engine) -> None:
+        super().__init__(engine.files, backend="cpu", max_length=engine.max_length, threads=1)
+
+    def encode(
+        self, query: str, documents: Sequence[str], max_tokens_per_doc: int | None = None
+    ) -> EncodedPairs:
+        pairs = super().encode(query, documents, max_tokens_per_doc)
+        for row, document in enumerate(documents):
+            if document == POISON:
+                pairs.ids[row][1] = 10**6
+        return pairs
+
+
+async def test_concurrent_requests_each_get_their_own_scores_in_order(
+    engine: Engine, make_batcher: Callable[..., Batcher]
+) -> None:
+    batcher = make_batcher(engine, max_wait_s=0.02)
+    requests = [passages(size, max_words=120, seed=size) for size in range(1, 21)]
+    results = await asyncio.gather(*(batcher.score(QUERY, documents, timeout_s=30) for documents in requests))
+    for documents, result in zip(requests, results, strict=True):
+        np.testing.assert_allclose(result.logits, direct_logits(engine, QUERY, documents), atol=1e-5)
+
+
+async def test_a_request_that_cannot_be_tokenised_fails_alone(
+    engine: Engine, make_batcher: Callable[..., Batcher]
+) -> None:
+    batcher = make_batcher(engine, max_wait_s=0.05)
+    good = passages(5, seed=7)
+    outcomes = await asyncio.gather(
+        batcher.score(QUERY, good, timeout_s=30),
+        batcher.score(QUERY, ["fine", "lone surrogate \ud800 from a JSON escape"], timeout_s=30),
+        batcher.score(QUERY, good[:2], timeout_s=30),
+        return_exceptions=True,
+    )
+    assert isinstance(outcomes[1], InferenceFailed)
+    np.testing.assert_allclose(outcomes[0].logits, direct_logits(engine, QUERY, good), atol=1e-5)  # type: ignore[union-attr]
+    np.testing.assert_allclose(outcomes[2].logits, direct_logits(engine, QUERY, good[:2]), atol=1e-5)  # type: ignore[union-attr]
+
+
+async def test_a_request_that_breaks_the_model_fails_alone(
+    engine: Engine, make_batcher: Callable[..., Batcher]
+) -> None:
+    poisoned = PoisonedEngine(engine)
+    batcher = make_batcher(poisoned, max_wait_s=0.05)
+    good = passages(4, seed=8)
+    outcomes = await asyncio.gather(
+        batcher.score(QUERY, good, timeout_s=30),
+        batcher.score(QUERY, [good[0], POISON], timeout_s=30),
+        return_exceptions=True,
+    )
+    assert isinstance(outcomes[1], InferenceFailed)
+    np.testing.assert_allclose(outcomes[0].logits, direct_logits(engine, QUERY, good), atol=1e-5)  # type: ignore[union-attr]
+
+
+async def test_a_request_that_expires_in_the_queue_never_reaches_the_model(
+    gated_engine: GatedEngine, make_batcher: Callable[..., Batcher]
+) -> None:
+    batcher = make_batcher(gated_engine)
+    busy = asyncio.create_task(batcher.score(QUERY, passages(3), timeout_s=30))
+    await asyncio.to_thread(gated_engine.waiting.wait, 10)
+    with pytest.raises(DeadlineExceeded):
+        await batcher.score(QUERY, passages(8, seed=2), timeout_s=0.05)
+    gated_engine.gate.set()
+    await busy
+    await wait_for(lambda: _true(batcher.queued_tokens == 0), 10, "the queue to empty")
+    assert gated_engine.rows_run == 3
+
+
+async def test_queued_tokens_count_admitted_work_and_return_to_zero(
+    gated_engine: GatedEngine, make_batcher: Callable[..., Batcher]
+) -> None:
+    batcher = make_batcher(gated_engine)
+    first = asyncio.create_task(batcher.score(QUERY, passages(3), timeout_s=30))
+    await asyncio.to_thread(gated_engine.waiting.wait, 10)
+    second = asyncio.create_task(batcher.score(QUERY, passages(5, seed=1), timeout_s=30))
+    await wait_for(lambda: _true(batcher.queued_tokens > 0), 10, "queued tokens to count the waiting work")
+    gated_engine.gate.set()
+    await asyncio.gather(first, second)
+    await wait_for(lambda: _true(batcher.queued_tokens == 0), 10, "the queue to empty")
+    assert batcher.metrics.queued_tokens._value.get() == 0
+
+
+async def test_micro_batches_respect_the_token_budget(
+    engine: Engine, make_batcher: Callable[..., Batcher]
+) -> None:
+    seen: list[int] = []
+
+    class Recording(Engine):
+        def run(self, feeds: Feeds) -> np.ndarray:
+            seen.append(feeds.padded_tokens)
+            return super().run(feeds)
+
+    recording = Recording(engine.files, backend="cpu", max_length=engine.max_length, threads=1)
+    batcher = make_batcher(recording, max_batch_tokens=512)
+    await batcher.score(QUERY, passages(40, min_words=10, max_words=200), timeout_s=30)
+    assert seen
+    assert max(seen) <= 512
+
+
+async def _true(value: bool) -> bool:
+    return value
