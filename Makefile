@@ -45,5 +45,8 @@ crds: $(STAMP) ## regenerate the CRD from the typed API (crds/ and the chart's c
 	$(BIN)/reranker-operator crd > crds/rerankerdeployments.kube-reranker.io.yaml
 	cp crds/rerankerdeployments.kube-reranker.io.yaml charts/kube-reranker/crds/
 
+docs: $(STAMP) ## regenerate the chart README's values table from values.yaml comments
+	$(BIN)/python scripts/gen-chart-docs.py
+
 clean: ## remove the venv and build outputs
 	rm -rf $(VENV) build .pytest_cache .ruff_cache
