@@ -19,7 +19,8 @@ import kopf
 from reranker_operator import api, config, kinds, metrics, naming, status
 from reranker_operator.client import ApiError, KubeClient, connection_info, load_configuration
 from reranker_operator.plan import Problem
-from reranker_operator.reconcile import ChildConflictError, Outcome, reconcile
+from reranker_operator.reconcile import ChildConflictError, Outcome, observe, reconcile
+from reranker_operator.resources.common import ChildRef
 
 # The timer only checks whether a resync is due; RERANKER_OPERATOR_RESYNC_SECONDS decides when.
 RESYNC_CHECK_S: Final = 10.0
@@ -105,25 +106,47 @@ async def rerankerdeployment_resync(
     labels={naming.LABEL_MANAGED_BY: naming.MANAGED_BY},
 )
 async def deployment_status_changed(
-    body: kopf.Body, type: str | None, namespace: str | None, memo: kopf.Memo, logger: kopf.Logger, **_: Any
+    body: kopf.Body, namespace: str | None, memo: kopf.Memo, logger: kopf.Logger, **_: Any
 ) -> None:
     owner = _owner_reference(body)
-    if owner is None or namespace is None:
-        return
-    client: KubeClient = memo.client
+    if owner is not None and namespace is not None:
+        await _refresh(memo.client, namespace, owner["name"], owner["uid"], logger)
+
+
+@kopf.on.event(
+    kinds.POD.group,
+    kinds.POD.version,
+    kinds.POD.plural,
+    labels={naming.LABEL_MANAGED_BY: naming.MANAGED_BY},
+)
+async def pod_status_changed(
+    body: kopf.Body, namespace: str | None, memo: kopf.Memo, logger: kopf.Logger, **_: Any
+) -> None:
+    """Pods explain what the Deployment cannot: no GPU node, no image, a crash loop."""
+    cr_name = body.metadata.get("labels", {}).get(naming.LABEL_INSTANCE)
+    if cr_name and namespace is not None:
+        await _refresh(memo.client, namespace, cr_name, None, logger)
+
+
+async def _refresh(
+    client: KubeClient, namespace: str, cr_name: str, uid: str | None, logger: kopf.Logger
+) -> None:
+    """Re-observe the Deployment and pods of one RerankerDeployment and patch its status if it changed."""
     try:
-        cr = await client.get(kinds.RERANKER, namespace, owner["name"])
-        if cr is None or cr["metadata"].get("uid") != owner["uid"]:
+        cr = await client.get(kinds.RERANKER, namespace, cr_name)
+        if cr is None or (uid is not None and cr["metadata"].get("uid") != uid):
             return
+        observed = await observe(client, ChildRef(cr_name=cr_name, namespace=namespace))
         previous = cr.get("status") or {}
-        deployment = None if type == "DELETED" else dict(body)
-        desired = status.refreshed_status(deployment=deployment, previous=previous, now=_now())
+        desired = status.refreshed_status(
+            deployment=observed.deployment, pods=observed.pods, previous=previous, now=_now()
+        )
         changes = status.status_patch(previous, desired)
         if changes:
-            await client.patch_status(kinds.RERANKER, namespace, owner["name"], changes)
+            await client.patch_status(kinds.RERANKER, namespace, cr_name, changes)
     except ApiError as exc:
-        # Event handlers are not retried; the next Deployment event or the resync repairs the status.
-        logger.warning(f"Could not update the status of {owner['name']} from its Deployment: {exc}")
+        # Event handlers are not retried; the next event or the resync repairs the status.
+        logger.warning(f"Could not update the status of {cr_name} from its Deployment and pods: {exc}")
 
 
 def _validated(body: kopf.Body, spec: kopf.Spec) -> api.RerankerDeploymentSpec:
@@ -163,7 +186,8 @@ def _report(
         generation=_generation(body),
         plan=outcome.plan,
         problems=(),
-        deployment=outcome.deployment,
+        deployment=outcome.observed.deployment,
+        pods=outcome.observed.pods,
         previous=body.status,
         now=_now(),
     )

@@ -51,6 +51,7 @@ PDB: Final = ApiResource("policy", "v1", "poddisruptionbudgets", "PodDisruptionB
 SERVICE_MONITOR: Final = ApiResource("monitoring.coreos.com", "v1", "servicemonitors", "ServiceMonitor")
 PROMETHEUS_RULE: Final = ApiResource("monitoring.coreos.com", "v1", "prometheusrules", "PrometheusRule")
 SCALED_OBJECT: Final = ApiResource("keda.sh", "v1alpha1", "scaledobjects", "ScaledObject")
+POD: Final = ApiResource("", "v1", "pods", "Pod")
 EVENT: Final = ApiResource("", "v1", "events", "Event")
 NAMESPACE: Final = ApiResource("", "v1", "namespaces", "Namespace", namespaced=False)
 CRD: Final = ApiResource(

@@ -87,6 +87,12 @@ PERMISSIONS: Final[tuple[Permission, ...]] = (
         "application",
         "run the server pods and follow their rollout",
     ),
+    _permission(
+        kinds.POD,
+        "list watch",
+        "application",
+        "explain pods that cannot be scheduled, pull the image or start",
+    ),
     _permission(kinds.SERVICE, "get create patch", "application", "expose the http and metrics ports"),
     _permission(
         kinds.HPA, "get list create patch delete", "application", "autoscale on P95 via prometheus-adapter"

@@ -38,10 +38,18 @@ class Change:
 
 
 @dataclass(frozen=True)
+class Observed:
+    """The server Deployment and its pods, as the API server reports them."""
+
+    deployment: dict[str, Any] | None
+    pods: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
 class Outcome:
     plan: Plan
     changes: tuple[Change, ...]
-    deployment: dict[str, Any] | None
+    observed: Observed
 
 
 class ChildConflictError(Exception):
@@ -134,5 +142,10 @@ async def reconcile(
             changes.append(change)
     keep = {(child["kind"], child["metadata"]["name"]) for child in plan.children}
     changes += await prune(client, ref, meta["uid"], keep, capabilities)
+    return Outcome(plan=plan, changes=tuple(changes), observed=await observe(client, ref))
+
+
+async def observe(client: KubeClient, ref: ChildRef) -> Observed:
     deployment = await client.get(kinds.DEPLOYMENT, ref.namespace, ref.name)
-    return Outcome(plan=plan, changes=tuple(changes), deployment=deployment)
+    pods = await client.list(kinds.POD, ref.namespace, naming.selector_labels(ref.cr_name))
+    return Observed(deployment=deployment, pods=pods)

@@ -30,7 +30,8 @@ CHILD_CONFLICT: Final = "ChildConflict"
 RECONCILE_REASONS: Final = frozenset(
     {INVALID_SPEC, CHILD_CONFLICT, "KEDAUnavailable", "PrometheusURLMissing"}
 )
-ROLLOUT_FAILURES: Final = frozenset({"ProgressDeadlineExceeded", "ReplicaFailure"})
+IMAGE_PULL_REASONS: Final = frozenset({"ErrImagePull", "ImagePullBackOff", "InvalidImageName"})
+START_FAILURE_REASONS: Final = frozenset({"CrashLoopBackOff", "CreateContainerConfigError"})
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,49 @@ def observe_deployment(deployment: Mapping[str, Any] | None) -> Rollout:
         generation_observed=generation is None or status.get("observedGeneration") == generation,
         failure=failure,
     )
+
+
+def pod_problems(pods: Sequence[Mapping[str, Any]]) -> list[Problem]:
+    """Why server pods cannot run, in the words users act on (no GPU node, no image, a crash)."""
+    problems: dict[str, Problem] = {}
+    for pod in pods:
+        name = pod.get("metadata", {}).get("name", "")
+        pod_status = pod.get("status") or {}
+        for item in pod_status.get("conditions") or ():
+            if (item.get("type"), item.get("status"), item.get("reason")) == (
+                "PodScheduled",
+                "False",
+                "Unschedulable",
+            ):
+                problems.setdefault("Unschedulable", _unschedulable(name, item.get("message") or ""))
+        for container in pod_status.get("containerStatuses") or ():
+            waiting = (container.get("state") or {}).get("waiting") or {}
+            reason, detail = waiting.get("reason"), waiting.get("message") or "no details"
+            if reason in IMAGE_PULL_REASONS:
+                image = container.get("image", "")
+                problems.setdefault(
+                    "ImagePullFailed",
+                    Problem(
+                        "ImagePullFailed",
+                        f"pod {name} cannot pull image {image} ({reason}: {detail}): "
+                        "check spec.image and podTemplate.imagePullSecrets",
+                    ),
+                )
+            elif reason in START_FAILURE_REASONS:
+                problems.setdefault(
+                    reason,
+                    Problem(
+                        reason, f"pod {name} cannot start the server ({reason}: {detail}): read its logs"
+                    ),
+                )
+    return list(problems.values())
+
+
+def _unschedulable(pod: str, message: str) -> Problem:
+    hint = "check resources, podTemplate.nodeSelector, tolerations and affinity"
+    if "nvidia.com/gpu" in message:
+        hint = "no node has a free nvidia.com/gpu: add GPU nodes, lower gpu.count or fix the nodeSelector"
+    return Problem("Unschedulable", f"pod {pod} cannot be scheduled ({message}): {hint}")
 
 
 def rollout_verdicts(rollout: Rollout) -> list[Verdict]:
@@ -131,11 +175,11 @@ def rollout_verdicts(rollout: Rollout) -> list[Verdict]:
     return [ready, progressing, warmed]
 
 
-def degraded_verdict(problems: Sequence[Problem], rollout: Rollout) -> Verdict:
-    if problems:
-        return Verdict(DEGRADED, True, problems[0].reason, "; ".join(problem.message for problem in problems))
-    if rollout.failure is not None:
-        return Verdict(DEGRADED, True, rollout.failure.reason, rollout.failure.message)
+def degraded_verdict(problems: Sequence[Problem], rollout: Rollout, pods: Sequence[Problem] = ()) -> Verdict:
+    """Spec and plan problems first, then a failed rollout, then what the pods tell."""
+    for found in (problems, [rollout.failure] if rollout.failure else [], pods):
+        if found:
+            return Verdict(DEGRADED, True, found[0].reason, "; ".join(problem.message for problem in found))
     return Verdict(DEGRADED, False, "AsExpected", "")
 
 
@@ -193,6 +237,7 @@ def reconciled_status(
     plan: Plan,
     problems: Sequence[Problem],
     deployment: Mapping[str, Any] | None,
+    pods: Sequence[Mapping[str, Any]],
     previous: Mapping[str, Any],
     now: str,
 ) -> dict[str, Any]:
@@ -200,7 +245,7 @@ def reconciled_status(
     rollout = observe_deployment(deployment)
     verdicts = [
         *rollout_verdicts(rollout),
-        degraded_verdict([*problems, *plan.problems], rollout),
+        degraded_verdict([*problems, *plan.problems], rollout, pod_problems(pods)),
         autoscaling_verdict(spec, plan),
     ]
     return {
@@ -227,9 +272,13 @@ def rejected_status(
 
 
 def refreshed_status(
-    *, deployment: Mapping[str, Any] | None, previous: Mapping[str, Any], now: str
+    *,
+    deployment: Mapping[str, Any] | None,
+    pods: Sequence[Mapping[str, Any]],
+    previous: Mapping[str, Any],
+    now: str,
 ) -> dict[str, Any]:
-    """The Deployment changed: update what it tells, keep what only a reconcile can judge."""
+    """The Deployment or its pods changed: update what they tell, keep what only a reconcile can judge."""
     rollout = observe_deployment(deployment)
     verdicts = rollout_verdicts(rollout)
     conditions = previous.get("conditions") or ()
@@ -237,7 +286,7 @@ def refreshed_status(
     if current is None or not (
         current.get("status") == "True" and current.get("reason") in RECONCILE_REASONS
     ):
-        verdicts.append(degraded_verdict((), rollout))
+        verdicts.append(degraded_verdict((), rollout, pod_problems(pods)))
     generation = previous.get("observedGeneration")
     return {
         **dict(previous),

@@ -55,6 +55,14 @@ async def scale_deployment(cluster, name: str, replicas: int) -> None:
     )
 
 
+async def start_pod(cluster, cr_name: str, status: dict) -> None:
+    """What the ReplicaSet controller, scheduler and kubelet do: a labelled pod with a status."""
+    labels = {**naming.labels(cr_name), "pod-template-hash": "5d8f"}
+    metadata = {"name": f"{cr_name}-5d8f-x2", "namespace": NAMESPACE, "labels": labels}
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": metadata}
+    await cluster.post(f"/api/v1/namespaces/{NAMESPACE}/pods", json={**pod, "status": status})
+
+
 async def test_a_new_rerankerdeployment_gets_owned_children(cluster, running_operator, make_cr):
     cr = make_cr("minilm", MINILM)
     async with running_operator():
@@ -282,3 +290,37 @@ async def test_peering_replicas_coordinate_through_the_peering_object(cluster, r
         if request.resource is not None and request.resource.plural == "clusterkopfpeerings"
     ]
     assert any(request.method.value == "PATCH" for request in peering_writes)
+
+
+async def test_a_gpu_pod_without_a_gpu_node_is_reported_with_what_to_do(cluster, running_operator, make_cr):
+    spec = {"model": {"id": "BAAI/bge-reranker-v2-m3"}, "backend": "gpu", "gpu": {"count": 2}}
+    unschedulable = {
+        "type": "PodScheduled",
+        "status": "False",
+        "reason": "Unschedulable",
+        "message": "0/4 nodes are available: 4 Insufficient nvidia.com/gpu.",
+    }
+    async with running_operator():
+        await create(cluster, make_cr("bge", spec))
+        await eventually(lambda: live(cluster, DEPLOYMENTS, "bge"))
+        await start_pod(cluster, "bge", {"phase": "Pending", "conditions": [unschedulable]})
+        await eventually(lambda: condition(cluster, "bge", "Degraded").get("reason") == "Unschedulable")
+    message = condition(cluster, "bge", "Degraded")["message"]
+    assert "4 Insufficient nvidia.com/gpu" in message
+    assert "add GPU nodes, lower gpu.count" in message
+
+
+async def test_an_image_that_cannot_be_pulled_is_reported(cluster, running_operator, make_cr):
+    spec = {**MINILM, "image": "registry.example/reranker:typo"}
+    waiting = {"reason": "ImagePullBackOff", "message": "Back-off pulling image"}
+    container = {
+        "name": "reranker-server",
+        "image": "registry.example/reranker:typo",
+        "state": {"waiting": waiting},
+    }
+    async with running_operator():
+        await create(cluster, make_cr("minilm", spec))
+        await eventually(lambda: live(cluster, DEPLOYMENTS, "minilm"))
+        await start_pod(cluster, "minilm", {"phase": "Pending", "containerStatuses": [container]})
+        await eventually(lambda: condition(cluster, "minilm", "Degraded").get("reason") == "ImagePullFailed")
+    assert "registry.example/reranker:typo" in condition(cluster, "minilm", "Degraded")["message"]

@@ -27,7 +27,7 @@ def deployment(*, replicas=2, ready=0, updated=2, available=0, desired=2, observ
     }
 
 
-def reconciled(dep, previous=None, now=T0, problems=(), plan=PLAN):
+def reconciled(dep, previous=None, now=T0, problems=(), plan=PLAN, pods=()):
     return status.reconciled_status(
         spec=SPEC,
         name="rr",
@@ -36,9 +36,28 @@ def reconciled(dep, previous=None, now=T0, problems=(), plan=PLAN):
         plan=plan,
         problems=problems,
         deployment=dep,
+        pods=list(pods),
         previous=previous or {},
         now=now,
     )
+
+
+def pod(name="rr-5d8f-x2", *, conditions=(), waiting=None, image="kube-reranker/reranker-server:0.1.0"):
+    containers = [
+        {"name": "reranker-server", "image": image, "state": {"waiting": waiting} if waiting else {}}
+    ]
+    return {
+        "metadata": {"name": name},
+        "status": {"conditions": list(conditions), "containerStatuses": containers},
+    }
+
+
+UNSCHEDULABLE_GPU = {
+    "type": "PodScheduled",
+    "status": "False",
+    "reason": "Unschedulable",
+    "message": "0/3 nodes are available: 3 Insufficient nvidia.com/gpu.",
+}
 
 
 def conditions(result) -> dict[str, dict]:
@@ -98,6 +117,7 @@ def test_plan_problems_make_it_degraded_and_explain_the_autoscaler():
         plan=plan,
         problems=(),
         deployment=None,
+        pods=[],
         previous={},
         now=T0,
     )
@@ -145,7 +165,10 @@ def test_deployment_events_refresh_readiness_but_keep_what_only_a_reconcile_know
         problem=Problem(status.INVALID_SPEC, "fix it"), generation=8, previous=reconciled(None), now=T0
     )
     refreshed = status.refreshed_status(
-        deployment=deployment(ready=2, available=2), previous=rejected, now=T1
+        deployment=deployment(ready=2, available=2),
+        pods=[pod(conditions=[UNSCHEDULABLE_GPU])],
+        previous=rejected,
+        now=T1,
     )
     found = conditions(refreshed)
     assert found["Ready"]["status"] == "True"
@@ -157,8 +180,10 @@ def test_deployment_events_refresh_readiness_but_keep_what_only_a_reconcile_know
 
 def test_deployment_events_clear_a_rollout_failure_once_it_recovers():
     stuck = {"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded", "message": "x"}
-    failing = status.refreshed_status(deployment=deployment(conditions=[stuck]), previous={}, now=T0)
-    recovered = status.refreshed_status(deployment=deployment(ready=2, available=2), previous=failing, now=T1)
+    failing = status.refreshed_status(deployment=deployment(conditions=[stuck]), pods=[], previous={}, now=T0)
+    recovered = status.refreshed_status(
+        deployment=deployment(ready=2, available=2), pods=[], previous=failing, now=T1
+    )
     assert conditions(failing)["Degraded"]["status"] == "True"
     assert conditions(recovered)["Degraded"]["status"] == "False"
 
@@ -179,3 +204,60 @@ def test_conditions_from_other_writers_survive_in_a_stable_order():
     result = reconciled(deployment(), previous={"conditions": [slo]})
     assert [item["type"] for item in result["conditions"]] == [*status.CONDITION_ORDER, "SLOMet"]
     assert conditions(result)["SLOMet"] == slo
+
+
+def test_a_pod_without_a_gpu_node_says_so_and_how_to_fix_it():
+    degraded = conditions(reconciled(deployment(), pods=[pod(conditions=[UNSCHEDULABLE_GPU])]))["Degraded"]
+    assert (degraded["status"], degraded["reason"]) == ("True", "Unschedulable")
+    assert "3 Insufficient nvidia.com/gpu" in degraded["message"]
+    assert "add GPU nodes, lower gpu.count" in degraded["message"]
+
+
+def test_a_missing_image_names_the_image_and_the_fields_to_check():
+    waiting = {"reason": "ImagePullBackOff", "message": 'Back-off pulling image "registry/typo:1"'}
+    degraded = conditions(reconciled(deployment(), pods=[pod(waiting=waiting, image="registry/typo:1")]))[
+        "Degraded"
+    ]
+    assert degraded["reason"] == "ImagePullFailed"
+    assert "registry/typo:1" in degraded["message"]
+    assert "spec.image and podTemplate.imagePullSecrets" in degraded["message"]
+
+
+def test_a_crash_loop_points_at_the_logs():
+    waiting = {"reason": "CrashLoopBackOff", "message": "back-off 5m0s restarting failed container"}
+    degraded = conditions(reconciled(deployment(), pods=[pod(waiting=waiting)]))["Degraded"]
+    assert (degraded["reason"], degraded["message"].endswith("read its logs")) == ("CrashLoopBackOff", True)
+
+
+def test_one_problem_per_kind_however_many_pods_share_it():
+    pods = [pod(f"rr-{i}", conditions=[UNSCHEDULABLE_GPU]) for i in range(5)]
+    assert len(status.pod_problems(pods)) == 1
+
+
+def test_healthy_or_starting_pods_are_no_problem():
+    starting = pod(waiting={"reason": "ContainerCreating"})
+    assert status.pod_problems([starting, pod()]) == []
+
+
+def test_a_failed_rollout_outranks_what_the_pods_tell():
+    stuck = {
+        "type": "Progressing",
+        "status": "False",
+        "reason": "ProgressDeadlineExceeded",
+        "message": "late",
+    }
+    result = conditions(
+        reconciled(deployment(conditions=[stuck]), pods=[pod(conditions=[UNSCHEDULABLE_GPU])])
+    )
+    assert result["Degraded"]["reason"] == "ProgressDeadlineExceeded"
+
+
+def test_pod_events_update_degraded_and_clear_it_when_the_pods_recover():
+    failing = status.refreshed_status(
+        deployment=deployment(), pods=[pod(conditions=[UNSCHEDULABLE_GPU])], previous={}, now=T0
+    )
+    recovered = status.refreshed_status(
+        deployment=deployment(ready=2, available=2), pods=[pod()], previous=failing, now=T1
+    )
+    assert conditions(failing)["Degraded"]["reason"] == "Unschedulable"
+    assert conditions(recovered)["Degraded"]["status"] == "False"

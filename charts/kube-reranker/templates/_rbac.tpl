@@ -46,6 +46,10 @@ the operator makes, nothing more.
 - apiGroups: [apps]
   resources: [deployments]
   verbs: [get, list, watch, create, patch]
+# Application: the server pods, read to explain why they cannot be scheduled, pull the image or start.
+- apiGroups: [""]
+  resources: [pods]
+  verbs: [list, watch]
 - apiGroups: [""]
   resources: [services]
   verbs: [get, create, patch]
