@@ -46,10 +46,8 @@ async def operator_configure(settings: kopf.OperatorSettings, memo: kopf.Memo, *
     settings.watching.client_timeout = 330
     # A stuck request must not block a handler forever; the handler retries with backoff.
     settings.networking.request_timeout = 60
-    # With a peering name, at most one replica is ever active: peering is mandatory, never guessed.
-    settings.peering.mandatory = operator_config.peering is not None
-    # Watching the whole cluster uses the cluster-scoped peering object, namespaces the namespaced one.
-    settings.peering.clusterwide = operator_config.clusterwide
+    # Peering (name, standalone, cluster-wide or namespaced) comes from kopf's CLI arguments, which
+    # `reranker-operator run` derives from the same settings (cli.kopf_argv).
     # Keep watching CRDs and namespaces, so a CRD installed or a namespace created later is picked up.
     settings.scanning.disabled = False
     memo.config = operator_config

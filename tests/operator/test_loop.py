@@ -176,6 +176,19 @@ async def test_a_restarted_operator_resumes_without_writing_anything(cluster, ru
     assert len(children_of(cluster, "minilm")) == 4
 
 
+async def test_the_resync_recreates_a_child_deleted_behind_the_operators_back(
+    cluster, running_operator, make_cr, monkeypatch
+):
+    monkeypatch.setenv("RERANKER_OPERATOR_RESYNC_SECONDS", "60")
+    async with running_operator():
+        await create(cluster, make_cr("minilm", MINILM))
+        await eventually(lambda: "Service" in children_of(cluster, "minilm"))
+        await cluster.delete(f"/api/v1/namespaces/{NAMESPACE}/services/minilm")
+        assert "Service" not in children_of(cluster, "minilm")
+        await eventually(lambda: "Service" in children_of(cluster, "minilm"), within=120)
+    assert child_writes(cluster).count(("create", "services", "minilm")) == 2
+
+
 async def test_an_invalid_spec_gets_a_condition_an_event_and_no_children(cluster, running_operator, make_cr):
     spec = {"model": {"id": "org/model"}, "replicas": {"min": 5, "max": 2}}
     async with running_operator():
