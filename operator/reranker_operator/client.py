@@ -132,15 +132,23 @@ class KubeClient:
         ]
 
     async def patch_status(
-        self, resource: ApiResource, namespace: str | None, name: str, status: Mapping[str, Any]
+        self,
+        resource: ApiResource,
+        namespace: str | None,
+        name: str,
+        status: Mapping[str, Any],
+        *,
+        resource_version: str | None = None,
     ) -> dict[str, Any]:
-        """Another object's status, through its status subresource (our own goes through kopf's patch)."""
-        return await self._call(
-            "PATCH",
-            resource.path(namespace, name, "status"),
-            body={"status": status},
-            content_type=MERGE_PATCH,
-        )
+        """Another object's status, through its status subresource (our own goes through kopf's patch).
+
+        With `resource_version`, the API server refuses (409) if the object changed since it was read.
+        """
+        body: dict[str, Any] = {"status": dict(status)}
+        if resource_version is not None:
+            body["metadata"] = {"resourceVersion": resource_version}
+        path = resource.path(namespace, name, "status")
+        return await self._call("PATCH", path, body=body, content_type=MERGE_PATCH)
 
     async def serves(self, resource: ApiResource) -> bool:
         """Whether the API server serves a kind: its CRD is installed and established (API discovery)."""

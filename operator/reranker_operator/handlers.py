@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import functools
 import logging
 import math
 from collections.abc import Mapping
@@ -70,9 +71,10 @@ async def operator_cleanup(memo: kopf.Memo, **_: Any) -> None:
         await memo.metrics_runner.cleanup()
 
 
-@kopf.on.resume(naming.GROUP, naming.VERSION, naming.PLURAL)
-@kopf.on.create(naming.GROUP, naming.VERSION, naming.PLURAL)
-@kopf.on.update(naming.GROUP, naming.VERSION, naming.PLURAL)
+# A stable id: kopf keys its progress annotations by it, so renaming the function resets nothing.
+@kopf.on.resume(naming.GROUP, naming.VERSION, naming.PLURAL, id="reconcile")
+@kopf.on.create(naming.GROUP, naming.VERSION, naming.PLURAL, id="reconcile")
+@kopf.on.update(naming.GROUP, naming.VERSION, naming.PLURAL, id="reconcile")
 async def rerankerdeployment_reconcile(
     body: kopf.Body, spec: kopf.Spec, patch: kopf.Patch, memo: kopf.Memo, retry: int, **_: Any
 ) -> None:
@@ -83,7 +85,9 @@ async def rerankerdeployment_reconcile(
     await _reconcile(body, parsed, patch, memo, retry)
 
 
-@kopf.timer(naming.GROUP, naming.VERSION, naming.PLURAL, interval=RESYNC_CHECK_S, idle=RESYNC_IDLE_S)
+@kopf.timer(
+    naming.GROUP, naming.VERSION, naming.PLURAL, id="resync", interval=RESYNC_CHECK_S, idle=RESYNC_IDLE_S
+)
 async def rerankerdeployment_resync(
     body: kopf.Body, spec: kopf.Spec, patch: kopf.Patch, memo: kopf.Memo, retry: int, **_: Any
 ) -> None:
@@ -136,14 +140,16 @@ async def _refresh(
             return
         observed = await observe(client, ChildRef(cr_name=cr_name, namespace=namespace))
         previous = cr.get("status") or {}
-        desired = status.refreshed_status(
-            deployment=observed.deployment, pods=observed.pods, previous=previous, now=_now()
+        update = status.refreshed(
+            deployment=observed.deployment, pods=observed.pods, generation=previous.get("observedGeneration")
         )
-        changes = status.status_patch(previous, desired)
+        changes = status.status_patch(previous, update.applied_to(previous, _now()))
         if changes:
-            await client.patch_status(kinds.RERANKER, namespace, cr_name, changes)
+            version = cr["metadata"].get("resourceVersion")
+            await client.patch_status(kinds.RERANKER, namespace, cr_name, changes, resource_version=version)
     except ApiError as exc:
-        # Event handlers are not retried; the next event or the resync repairs the status.
+        # Event handlers are not retried (a 409 means another writer came first); the next event
+        # or the resync writes the status again from a fresh read.
         logger.warning(f"Could not update the status of {cr_name} from its Deployment and pods: {exc}")
 
 
@@ -177,7 +183,7 @@ async def _reconcile(
 def _report(
     body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, spec: api.RerankerDeploymentSpec, outcome: Outcome
 ) -> None:
-    new_status = status.reconciled_status(
+    update = status.reconciled(
         spec=spec,
         name=body.metadata["name"],
         namespace=body.metadata["namespace"],
@@ -186,10 +192,8 @@ def _report(
         problems=(),
         deployment=outcome.observed.deployment,
         pods=outcome.observed.pods,
-        previous=body.status,
-        now=_now(),
     )
-    _write_status(body, patch, new_status)
+    _write_status(body, patch, update)
     for change in outcome.changes:
         memo.metrics.changed(change.action, change.kind)
     if outcome.changes:
@@ -199,10 +203,9 @@ def _report(
 def _invalid(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, message: str) -> kopf.PermanentError:
     """An invalid spec: say what to fix in status and an Event, and never retry this generation."""
     problem = Problem(status.INVALID_SPEC, message)
-    rejected = status.rejected_status(
-        problem=problem, generation=_generation(body), previous=body.status, now=_now()
+    _write_status(
+        body, patch, status.rejected(problem=problem, generation=_generation(body), spec_rejected=True)
     )
-    _write_status(body, patch, rejected)
     kopf.warn(body, reason=status.INVALID_SPEC, message=message)
     memo.metrics.reconciled("invalid_spec", 0.0)
     return kopf.PermanentError(f"Invalid spec, fix it and the operator retries: {message}")
@@ -212,21 +215,18 @@ def _rejected(
     body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, problem: Problem, started: float
 ) -> kopf.TemporaryError:
     """A problem a quick retry cannot fix: say so in status and an Event, and retry slowly."""
-    conditions = status.stamp(
-        [status.Verdict(status.DEGRADED, True, problem.reason, problem.message)],
-        body.status.get("conditions") or (),
-        _generation(body),
-        _now(),
-    )
-    _write_status(body, patch, {**body.status, "conditions": conditions})
+    update = status.rejected(problem=problem, generation=_generation(body), spec_rejected=False)
+    _write_status(body, patch, update)
     kopf.warn(body, reason=problem.reason, message=problem.message)
     memo.metrics.reconciled("rejected", _now_monotonic() - started)
     return kopf.TemporaryError(problem.message, delay=REJECTED_RETRY_S)
 
 
-def _write_status(body: kopf.Body, patch: kopf.Patch, desired: Mapping[str, Any]) -> None:
-    for key, value in status.status_patch(body.status, desired).items():
+def _write_status(body: kopf.Body, patch: kopf.Patch, update: status.StatusUpdate) -> None:
+    """Fields by merge patch; conditions by a patch function kopf applies to the freshest object."""
+    for key, value in status.status_patch(body.status, update.fields).items():
         patch.status[key] = value
+    patch.fns.append(functools.partial(status.set_conditions, update=update, now=_now()))
 
 
 def _owner_reference(body: kopf.Body) -> Mapping[str, Any] | None:

@@ -9,7 +9,7 @@ missing autoscaler) stay until the next reconcile clears them.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -228,7 +228,51 @@ def stamp(
     return known + [stamped[kind] for kind in sorted(stamped)]
 
 
-def reconciled_status(
+@dataclass(frozen=True)
+class StatusUpdate:
+    """A status change, applied by each writer to the freshest object it has.
+
+    `fields` are top-level status fields (merged); `verdicts` become conditions set by type, so
+    conditions written by others (SLOMet) survive. With `keep_reconcile_degraded`, a Degraded
+    that only a reconcile can judge (an invalid spec) is left alone.
+    """
+
+    fields: Mapping[str, Any]
+    verdicts: tuple[Verdict, ...]
+    generation: int | None
+    keep_reconcile_degraded: bool = False
+
+    def conditions(self, previous: Sequence[Mapping[str, Any]], now: str) -> list[dict[str, Any]]:
+        verdicts = self.verdicts
+        if self.keep_reconcile_degraded and _reconcile_owns_degraded(previous):
+            verdicts = tuple(verdict for verdict in verdicts if verdict.type != DEGRADED)
+        return stamp(verdicts, previous, self.generation, now)
+
+    def applied_to(self, previous: Mapping[str, Any], now: str) -> dict[str, Any]:
+        """The whole status after this update."""
+        return {
+            **previous,
+            **self.fields,
+            "conditions": self.conditions(previous.get("conditions") or (), now),
+        }
+
+
+def _reconcile_owns_degraded(conditions: Sequence[Mapping[str, Any]]) -> bool:
+    current = next((item for item in conditions if item.get("type") == DEGRADED), None)
+    return (
+        current is not None and current.get("status") == "True" and current.get("reason") in RECONCILE_REASONS
+    )
+
+
+def set_conditions(body: MutableMapping[str, Any], *, update: StatusUpdate, now: str) -> None:
+    """A kopf patch function: set the update's conditions on the freshest body, by type, if they differ."""
+    current = (body.get("status") or {}).get("conditions") or []
+    wanted = update.conditions(current, now)
+    if wanted != current:
+        body.setdefault("status", {})["conditions"] = wanted
+
+
+def reconciled(
     *,
     spec: RerankerDeploymentSpec,
     name: str,
@@ -238,62 +282,42 @@ def reconciled_status(
     problems: Sequence[Problem],
     deployment: Mapping[str, Any] | None,
     pods: Sequence[Mapping[str, Any]],
-    previous: Mapping[str, Any],
-    now: str,
-) -> dict[str, Any]:
-    """The whole status after a reconcile of `generation`."""
+) -> StatusUpdate:
+    """The status after a reconcile of `generation`."""
     rollout = observe_deployment(deployment)
-    verdicts = [
+    verdicts = (
         *rollout_verdicts(rollout),
         degraded_verdict([*problems, *plan.problems], rollout, pod_problems(pods)),
         autoscaling_verdict(spec, plan),
-    ]
-    return {
-        **dict(previous),
+    )
+    fields = {
         "observedGeneration": generation,
-        "conditions": stamp(verdicts, previous.get("conditions") or (), generation, now),
         "replicas": rollout.replicas,
         "readyReplicas": rollout.ready,
         "endpoint": naming.endpoint(name, namespace),
         "metricsSource": plan.metrics_source,
     }
+    return StatusUpdate(fields=fields, verdicts=verdicts, generation=generation)
 
 
-def rejected_status(
-    *, problem: Problem, generation: int | None, previous: Mapping[str, Any], now: str
-) -> dict[str, Any]:
-    """An invalid spec: children stay as they were, Degraded says what to fix."""
+def rejected(*, problem: Problem, generation: int | None, spec_rejected: bool) -> StatusUpdate:
+    """A spec or child the operator cannot act on: children stay as they were, Degraded says what to fix.
+
+    An invalid spec counts as handled (observedGeneration moves); a rejected child does not.
+    """
+    fields = {"observedGeneration": generation} if spec_rejected else {}
     verdict = Verdict(DEGRADED, True, problem.reason, problem.message)
-    return {
-        **dict(previous),
-        "observedGeneration": generation,
-        "conditions": stamp([verdict], previous.get("conditions") or (), generation, now),
-    }
+    return StatusUpdate(fields=fields, verdicts=(verdict,), generation=generation)
 
 
-def refreshed_status(
-    *,
-    deployment: Mapping[str, Any] | None,
-    pods: Sequence[Mapping[str, Any]],
-    previous: Mapping[str, Any],
-    now: str,
-) -> dict[str, Any]:
+def refreshed(
+    *, deployment: Mapping[str, Any] | None, pods: Sequence[Mapping[str, Any]], generation: int | None
+) -> StatusUpdate:
     """The Deployment or its pods changed: update what they tell, keep what only a reconcile can judge."""
     rollout = observe_deployment(deployment)
-    verdicts = rollout_verdicts(rollout)
-    conditions = previous.get("conditions") or ()
-    current = next((item for item in conditions if item.get("type") == DEGRADED), None)
-    if current is None or not (
-        current.get("status") == "True" and current.get("reason") in RECONCILE_REASONS
-    ):
-        verdicts.append(degraded_verdict((), rollout, pod_problems(pods)))
-    generation = previous.get("observedGeneration")
-    return {
-        **dict(previous),
-        "conditions": stamp(verdicts, conditions, generation, now),
-        "replicas": rollout.replicas,
-        "readyReplicas": rollout.ready,
-    }
+    verdicts = (*rollout_verdicts(rollout), degraded_verdict((), rollout, pod_problems(pods)))
+    fields = {"replicas": rollout.replicas, "readyReplicas": rollout.ready}
+    return StatusUpdate(fields=fields, verdicts=verdicts, generation=generation, keep_reconcile_degraded=True)
 
 
 def status_patch(previous: Mapping[str, Any], desired: Mapping[str, Any]) -> dict[str, Any]:

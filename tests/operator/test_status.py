@@ -28,7 +28,7 @@ def deployment(*, replicas=2, ready=0, updated=2, available=0, desired=2, observ
 
 
 def reconciled(dep, previous=None, now=T0, problems=(), plan=PLAN, pods=()):
-    return status.reconciled_status(
+    update = status.reconciled(
         spec=SPEC,
         name="rr",
         namespace="ns",
@@ -37,8 +37,18 @@ def reconciled(dep, previous=None, now=T0, problems=(), plan=PLAN, pods=()):
         problems=problems,
         deployment=dep,
         pods=list(pods),
-        previous=previous or {},
-        now=now,
+    )
+    return update.applied_to(previous or {}, now)
+
+
+def refreshed(dep, previous, now=T1, pods=()):
+    update = status.refreshed(deployment=dep, pods=list(pods), generation=previous.get("observedGeneration"))
+    return update.applied_to(previous, now)
+
+
+def rejected(problem, previous, now=T0, generation=8):
+    return status.rejected(problem=problem, generation=generation, spec_rejected=True).applied_to(
+        previous, now
     )
 
 
@@ -109,18 +119,9 @@ def test_a_rollout_past_its_deadline_is_degraded_with_the_deployments_message():
 def test_plan_problems_make_it_degraded_and_explain_the_autoscaler():
     plan = Plan(children=(), metrics_source=None, problems=(Problem("KEDAUnavailable", "install KEDA"),))
     spec = api.parse_spec({"model": {"id": "m"}, "autoscaling": {"metricsSource": "keda"}})
-    result = status.reconciled_status(
-        spec=spec,
-        name="rr",
-        namespace="ns",
-        generation=1,
-        plan=plan,
-        problems=(),
-        deployment=None,
-        pods=[],
-        previous={},
-        now=T0,
-    )
+    result = status.reconciled(
+        spec=spec, name="rr", namespace="ns", generation=1, plan=plan, problems=(), deployment=None, pods=[]
+    ).applied_to({}, T0)
     found = conditions(result)
     assert (found["Degraded"]["reason"], found["Degraded"]["message"]) == ("KEDAUnavailable", "install KEDA")
     assert (found["Autoscaling"]["status"], found["Autoscaling"]["reason"]) == ("False", "KEDAUnavailable")
@@ -149,10 +150,10 @@ def test_transition_times_move_only_when_a_condition_flips():
 def test_an_invalid_spec_keeps_what_was_there_and_says_what_to_fix():
     before = reconciled(deployment(ready=2, available=2))
     problem = Problem(status.INVALID_SPEC, "spec.replicas: raise replicas.max")
-    rejected = status.rejected_status(problem=problem, generation=8, previous=before, now=T1)
-    assert rejected["observedGeneration"] == 8
-    assert rejected["readyReplicas"] == 2
-    degraded = conditions(rejected)["Degraded"]
+    after = rejected(problem, before, now=T1)
+    assert after["observedGeneration"] == 8
+    assert after["readyReplicas"] == 2
+    degraded = conditions(after)["Degraded"]
     assert (degraded["status"], degraded["reason"], degraded["message"]) == (
         "True",
         "InvalidSpec",
@@ -161,29 +162,20 @@ def test_an_invalid_spec_keeps_what_was_there_and_says_what_to_fix():
 
 
 def test_deployment_events_refresh_readiness_but_keep_what_only_a_reconcile_knows():
-    rejected = status.rejected_status(
-        problem=Problem(status.INVALID_SPEC, "fix it"), generation=8, previous=reconciled(None), now=T0
-    )
-    refreshed = status.refreshed_status(
-        deployment=deployment(ready=2, available=2),
-        pods=[pod(conditions=[UNSCHEDULABLE_GPU])],
-        previous=rejected,
-        now=T1,
-    )
-    found = conditions(refreshed)
+    invalid = rejected(Problem(status.INVALID_SPEC, "fix it"), reconciled(None))
+    after = refreshed(deployment(ready=2, available=2), invalid, pods=[pod(conditions=[UNSCHEDULABLE_GPU])])
+    found = conditions(after)
     assert found["Ready"]["status"] == "True"
     assert found["Degraded"]["reason"] == "InvalidSpec"
-    assert found["Autoscaling"] == conditions(rejected)["Autoscaling"]
-    assert refreshed["observedGeneration"] == 8
-    assert refreshed["readyReplicas"] == 2
+    assert found["Autoscaling"] == conditions(invalid)["Autoscaling"]
+    assert after["observedGeneration"] == 8
+    assert after["readyReplicas"] == 2
 
 
 def test_deployment_events_clear_a_rollout_failure_once_it_recovers():
     stuck = {"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded", "message": "x"}
-    failing = status.refreshed_status(deployment=deployment(conditions=[stuck]), pods=[], previous={}, now=T0)
-    recovered = status.refreshed_status(
-        deployment=deployment(ready=2, available=2), pods=[], previous=failing, now=T1
-    )
+    failing = refreshed(deployment(conditions=[stuck]), {}, now=T0)
+    recovered = refreshed(deployment(ready=2, available=2), failing)
     assert conditions(failing)["Degraded"]["status"] == "True"
     assert conditions(recovered)["Degraded"]["status"] == "False"
 
@@ -253,11 +245,35 @@ def test_a_failed_rollout_outranks_what_the_pods_tell():
 
 
 def test_pod_events_update_degraded_and_clear_it_when_the_pods_recover():
-    failing = status.refreshed_status(
-        deployment=deployment(), pods=[pod(conditions=[UNSCHEDULABLE_GPU])], previous={}, now=T0
-    )
-    recovered = status.refreshed_status(
-        deployment=deployment(ready=2, available=2), pods=[pod()], previous=failing, now=T1
-    )
+    failing = refreshed(deployment(), {}, now=T0, pods=[pod(conditions=[UNSCHEDULABLE_GPU])])
+    recovered = refreshed(deployment(ready=2, available=2), failing, pods=[pod()])
     assert conditions(failing)["Degraded"]["reason"] == "Unschedulable"
     assert conditions(recovered)["Degraded"]["status"] == "False"
+
+
+def test_a_rejected_child_keeps_the_observed_generation_of_the_last_success():
+    before = reconciled(deployment(ready=2, available=2))
+    problem = Problem(status.CHILD_CONFLICT, "Service rr already exists")
+    after = status.rejected(problem=problem, generation=9, spec_rejected=False).applied_to(before, T1)
+    assert after["observedGeneration"] == 7
+    assert conditions(after)["Degraded"]["reason"] == "ChildConflict"
+
+
+def test_conditions_are_set_by_type_on_the_freshest_body():
+    slo = {
+        "type": "SLOMet",
+        "status": "False",
+        "reason": "AboveTarget",
+        "message": "",
+        "lastTransitionTime": T0,
+    }
+    body = {"status": {"conditions": [slo], "p95Milliseconds": 640}}
+    update = status.reconciled(
+        spec=SPEC, name="rr", namespace="ns", generation=7, plan=PLAN, problems=(), deployment=None, pods=[]
+    )
+    status.set_conditions(body, update=update, now=T1)
+    assert [item["type"] for item in body["status"]["conditions"]] == [*status.CONDITION_ORDER, "SLOMet"]
+    assert body["status"]["p95Milliseconds"] == 640
+    unchanged = body["status"]["conditions"]
+    status.set_conditions(body, update=update, now="2027-01-01T00:00:00Z")
+    assert body["status"]["conditions"] is unchanged
