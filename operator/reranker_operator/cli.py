@@ -94,7 +94,13 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--debug", action="store_true", help="log every API request")
     show = commands.add_parser("render", help="print the objects the operator would apply, with no cluster")
     show.add_argument(
-        "-f", "--filename", action="append", required=True, type=Path, help="RerankerDeployment YAML"
+        "-f",
+        "--filename",
+        action="extend",
+        nargs="+",
+        required=True,
+        type=Path,
+        help="RerankerDeployment YAML files",
     )
     show.add_argument(
         "--with-prometheus-operator", action="store_true", help="assume ServiceMonitor and PrometheusRule"

@@ -189,6 +189,19 @@ async def test_the_resync_recreates_a_child_deleted_behind_the_operators_back(
     assert child_writes(cluster).count(("create", "services", "minilm")) == 2
 
 
+async def test_deleting_a_rerankerdeployment_is_not_blocked_by_the_operator(
+    cluster, running_operator, make_cr
+):
+    async with running_operator():
+        await create(cluster, make_cr("minilm", MINILM))
+        await eventually(
+            lambda: (live(cluster, CR_RESOURCE, "minilm") or {}).get("metadata", {}).get("finalizers")
+        )
+        await cluster.delete(f"{CR_PATH}/minilm")
+        await eventually(lambda: live(cluster, CR_RESOURCE, "minilm") is None)
+    # The children go with the garbage collector, through their ownerReferences (not emulated here).
+
+
 async def test_an_invalid_spec_gets_a_condition_an_event_and_no_children(cluster, running_operator, make_cr):
     spec = {"model": {"id": "org/model"}, "replicas": {"min": 5, "max": 2}}
     async with running_operator():
