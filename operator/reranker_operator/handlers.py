@@ -1,8 +1,8 @@
 """kopf handlers only: read the event, call reconcile/status, write status, translate errors.
 
 Level-based: create, update, resume and a periodic resync all run the same idempotent
-reconcile. The operator's own status goes through kopf's `patch`; the Deployment watcher
-writes the CR's status through its status subresource.
+reconcile. The operator's own status goes through kopf's `patch`; the Deployment and pod
+watchers write the CR's status through its status subresource.
 """
 
 from __future__ import annotations
