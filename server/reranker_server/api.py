@@ -374,6 +374,7 @@ async def info(request: Request) -> Info:
         backend=settings.backend,
         execution_providers=engine.providers if engine else [],
         quantization=settings.quantize,
+        fused_attention=engine.files.fused if engine else None,
         max_length=engine.max_length if engine else settings.max_length,
         max_candidates=settings.max_candidates,
         k_cap_policy=settings.k_cap_policy,

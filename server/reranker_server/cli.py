@@ -15,7 +15,7 @@ from pathlib import Path
 
 from reranker_server.config import Settings, SettingsError, add_options, settings_from
 
-EXPORT_FIELDS = ("model", "revision", "cache_dir", "quantize", "log_format")
+EXPORT_FIELDS = ("model", "revision", "cache_dir", "quantize", "backend", "log_format")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -84,11 +84,13 @@ def run_export(args: argparse.Namespace) -> int:
     logs.configure(settings.log_format)
     store = ModelStore(settings.cache_dir, offline=settings.hub_offline)
     try:
-        files = store.resolve(settings.model, settings.revision, settings.quantize)
+        files = store.resolve(
+            settings.model, settings.revision, settings.quantize, fuse=settings.backend == "cpu"
+        )
     except ModelError as exc:
         print(f"reranker-server export: {exc}", file=sys.stderr)
         return 1
-    print(f"model {files.name} is ready to serve ({files.quantization})")
+    print(f"model {files.name} is ready to serve ({files.quantization}, fused attention: {files.fused})")
     print(f"graph: {files.graph}\ntokenizer: {files.tokenizer}")
     return 0
 

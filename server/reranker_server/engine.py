@@ -103,6 +103,8 @@ class Engine:
         # Longest-first keeps a query shorter than its passage whole and cuts the passage; a very
         # long query is cut too (to about half of max_length) instead of failing the request.
         self._pairs.enable_truncation(self.max_length, strategy="longest_first")
+        # encode_batch_fast skips character offsets, which scoring never needs (older tokenizers lack it).
+        self._encode_pairs = getattr(self._pairs, "encode_batch_fast", self._pairs.encode_batch)
         self._plain = Tokenizer.from_file(str(files.tokenizer))
         self._plain.no_padding()
         self._plain.no_truncation()
@@ -119,7 +121,7 @@ class Engine:
         """Tokenise one request's pairs; documents may first be cut to `max_tokens_per_doc` tokens."""
         if max_tokens_per_doc is not None and max_tokens_per_doc < self.max_length:
             documents = self.cut_documents(documents, max_tokens_per_doc)
-        encodings = self._pairs.encode_batch_fast([(query, document) for document in documents])
+        encodings = self._encode_pairs([(query, document) for document in documents])
         dtype = self._inputs["input_ids"]
         ids = [np.asarray(e.ids, dtype=dtype) for e in encodings]
         type_ids = [np.asarray(e.type_ids, dtype=dtype) for e in encodings] if self.uses_type_ids else []
@@ -170,6 +172,7 @@ class Engine:
             "intra_op_threads": self.threads,
             "max_length": self.max_length,
             "graph": str(self.files.graph),
+            "fused_attention": self.files.fused,
         }
 
 
@@ -241,7 +244,7 @@ def estimate_tokens(query_chars: int, document_chars: int, chars_per_token: floa
 def load_engine(settings: Settings) -> Engine:
     """Resolve, fetch, export or quantise as needed, then load: the slow part of a pod's start."""
     files = ModelStore(settings.cache_dir, offline=settings.hub_offline).resolve(
-        settings.model, settings.revision, settings.quantize
+        settings.model, settings.revision, settings.quantize, fuse=settings.backend == "cpu"
     )
     return Engine(
         files,

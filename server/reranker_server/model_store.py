@@ -54,6 +54,7 @@ class ModelFiles:
     tokenizer: Path
     config: dict[str, Any]
     quantization: Literal["none", "int8"]
+    fused: bool = False
 
 
 class ModelStore:
@@ -63,7 +64,10 @@ class ModelStore:
         self.cache_dir = cache_dir
         self.offline = offline
 
-    def resolve(self, model: str, revision: str, quantize: Literal["none", "int8"]) -> ModelFiles:
+    def resolve(
+        self, model: str, revision: str, quantize: Literal["none", "int8"], *, fuse: bool = False
+    ) -> ModelFiles:
+        """The graph to serve: shipped or exported, then (CPU) fused, then quantised if asked."""
         source, resolved_revision = self.source(model, revision)
         graph = find_graph(source)
         checkpoint = source
@@ -78,6 +82,9 @@ class ModelStore:
             )
         config_path = find_file(("config.json",), checkpoint, source, graph.parent)
         config = json.loads(config_path.read_text()) if config_path else {}
+        fused = fuse and self.fused_graph(model, graph, config)
+        if fused:
+            graph = fused
         if quantize == "int8":
             graph = self.quantized_graph(model, graph)
         return ModelFiles(
@@ -87,6 +94,7 @@ class ModelStore:
             tokenizer=tokenizer,
             config=config,
             quantization=quantize,
+            fused=bool(fused),
         )
 
     def source(self, model: str, revision: str) -> tuple[Path, str]:
@@ -174,6 +182,21 @@ class ModelStore:
                 f"`reranker-server export --model {model} --cache-dir <cache>` with the export extra "
                 "installed, or serve a directory that has onnx/model.onnx"
             ) from exc
+        return target / GRAPH_NAME
+
+    def fused_graph(self, model: str, graph: Path, config: dict[str, Any]) -> Path | None:
+        """The attention-fused version of `graph`, built once; None when it cannot be fused here."""
+        from reranker_server.optimize import FusionUnavailable, fuse_graph
+
+        target = self.cache_dir / "fused" / cache_key(model, graph.parent, [graph])
+        try:
+            build_atomically(target, lambda scratch: fuse_graph(graph, scratch / GRAPH_NAME, config))
+        except FusionUnavailable as exc:
+            log.info("serving %s unfused: %s", model, exc)
+            return None
+        except OSError as exc:
+            log.warning("serving %s unfused: cannot write the fused graph into %s (%s)", model, target, exc)
+            return None
         return target / GRAPH_NAME
 
     def quantized_graph(self, model: str, graph: Path) -> Path:

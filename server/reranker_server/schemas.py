@@ -261,6 +261,7 @@ class Info(BaseModel):
     backend: str
     execution_providers: list[str]
     quantization: str
+    fused_attention: bool | None
     max_length: int
     max_candidates: int
     k_cap_policy: str

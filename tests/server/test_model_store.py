@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -59,6 +60,32 @@ def test_int8_is_cached_apart_from_fp32_and_ranks_alike(test_model_dir: Path, tm
     assert int8.graph != fp32.graph
     assert fp32.graph.is_file()
     assert np.corrcoef(scores(fp32), scores(int8))[0, 1] > 0.95
+
+
+def test_cpu_graphs_are_fused_once_into_the_cache_and_score_the_same(
+    test_model_dir: Path, tmp_path: Path
+) -> None:
+    store = ModelStore(tmp_path / "cache", offline=True)
+    fused = store.resolve(str(test_model_dir), "main", "none", fuse=True)
+    assert fused.fused
+    assert fused.graph.is_relative_to(tmp_path / "cache" / "fused")
+    written = fused.graph.stat().st_mtime_ns
+    assert store.resolve(str(test_model_dir), "main", "none", fuse=True).graph.stat().st_mtime_ns == written
+    np.testing.assert_allclose(
+        scores(fused), scores(store.resolve(str(test_model_dir), "main", "none")), atol=1e-5
+    )
+
+
+def test_an_architecture_without_attention_fusion_is_served_unfused(
+    test_model_dir: Path, tmp_path: Path
+) -> None:
+    other = tmp_path / "other-architecture"
+    shutil.copytree(test_model_dir, other)
+    config = json.loads((other / "config.json").read_text())
+    (other / "config.json").write_text(json.dumps({**config, "model_type": "deberta-v2"}))
+    files = ModelStore(tmp_path / "cache", offline=True).resolve(str(other), "main", "none", fuse=True)
+    assert not files.fused
+    assert files.graph == other / "onnx" / "model.onnx"
 
 
 def test_a_crashed_build_leaves_nothing_a_later_start_would_load(tmp_path: Path) -> None:

