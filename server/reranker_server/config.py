@@ -109,7 +109,10 @@ OPTIONS: Final[tuple[Option, ...]] = (
     Option("backend", "cpu (ONNX Runtime CPU) or gpu (CUDA execution provider, no CPU fall-back)"),
     Option("max_candidates", "k cap: most documents one request may carry"),
     Option("k_cap_policy", "reject (413) or truncate (score the first k, say so in a header)"),
-    Option("max_batch_tokens", "token budget of one ONNX Runtime call (pairs x padded length)"),
+    Option(
+        "max_batch_tokens",
+        "token budget of one ONNX Runtime call: pairs x padded length (quadratic past 256 tokens)",
+    ),
     Option("max_batch_wait_ms", "how long the batcher holds a batch open for companions"),
     Option("latency_slo_ms", "P95 latency objective; the request timeout derives from it"),
     Option("request_timeout_ms", "per-request deadline (0 = 4 x the latency SLO)"),

@@ -27,10 +27,14 @@ def test_no_micro_batch_exceeds_the_token_budget(budget: int) -> None:
         assert len(batch) * lengths[batch].max() <= budget
 
 
-def test_k100_at_512_tokens_is_split_by_the_budget() -> None:
+def test_long_pairs_count_quadratically_against_the_budget() -> None:
     batches = plan_micro_batches(np.full(100, 512), BUDGET)
-    assert all(len(batch) * 512 <= BUDGET for batch in batches)
+    assert max(map(len, batches)) == BUDGET * 256 // 512**2 == 16
     assert sum(map(len, batches)) == 100
+
+
+def test_pairs_up_to_256_tokens_fill_the_token_budget() -> None:
+    assert max(map(len, plan_micro_batches(np.full(200, 256), BUDGET))) == BUDGET // 256
 
 
 def test_a_pair_longer_than_the_budget_runs_alone() -> None:
