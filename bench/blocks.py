@@ -118,11 +118,21 @@ class BlockRunner:
                     }
                 except (ServerError, ContenderFailed) as exc:
                     entry["first_request"] = {"error": str(exc)}
+                entry["server_warmup"] = self._warmup_gauges(contender)
             else:
                 contender = InProcessContender(key, process, self.config.request_timeout_s)
             self.contenders[key] = contender
             self.run.processes[key] = entry
             self.say(f"  {key} ready in {entry['cold_start_s']:.1f} s" + _first_note(entry))
+
+    def _warmup_gauges(self, server: HttpContender) -> dict[str, float]:
+        """What the server says its warm-up cost: total time and one k-cap request at max_length."""
+        try:
+            samples = server.metrics()
+        except (httpx.HTTPError, ValueError):
+            return {}
+        names = ("reranker_warmup_duration_seconds", "reranker_warmup_kcap_latency_seconds")
+        return {name: round(samples[name + "{}"], 3) for name in names if name + "{}" in samples}
 
     def fail(self, key: str, reason: str) -> None:
         self.failed[key] = reason

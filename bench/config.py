@@ -64,7 +64,7 @@ class BenchConfig:
     fidelity_queries: int = 20
     fidelity_candidates: int = 40
     server_max_batch_tokens: int = 16384
-    server_warmup_requests: int = 1
+    server_warmup_requests: int | None = None  # None: the server's default, as a pod runs it
     worker_memory_cap_gib: float = 14.0
     min_available_gib: float = 1.5
     request_timeout_s: float = 600.0

@@ -47,6 +47,16 @@ def server_cache(config: BenchConfig) -> Path:
     return config.build_dir / "server-cache"
 
 
+def k_cap(config: BenchConfig, block: Block) -> int:
+    """The block's largest request: warm-up runs the k cap at max_length, so no bigger than needed."""
+    sizes = [point.k for point in block.points]
+    if block.fidelity:
+        sizes.append(config.fidelity_candidates)
+    if block.concurrency:
+        sizes.append(config.concurrency.k)
+    return max(sizes)
+
+
 def server_env(config: BenchConfig, block: Block, quantize: str, port: int) -> dict[str, str]:
     env = base_env(config.threads)
     env.update(
@@ -58,23 +68,26 @@ def server_env(config: BenchConfig, block: Block, quantize: str, port: int) -> d
             "RERANKER_METRICS_PORT": "0",
             "RERANKER_QUANTIZE": quantize,
             "RERANKER_MAX_LENGTH": str(block.max_length),
-            "RERANKER_MAX_CANDIDATES": str(max(point.k for point in block.points)),
+            "RERANKER_MAX_CANDIDATES": str(k_cap(config, block)),
             "RERANKER_MAX_BATCH_TOKENS": str(config.server_max_batch_tokens),
             "RERANKER_INTRA_OP_THREADS": str(config.threads),
-            "RERANKER_WARMUP_REQUESTS": str(config.server_warmup_requests),
             # The grid's biggest requests take seconds on 2 cores: the benchmark measures latency,
             # it must not be cut off by a production deadline derived from a 500 ms SLO.
             "RERANKER_REQUEST_TIMEOUT_MS": str(int(config.request_timeout_s * 1000)),
             "RERANKER_LATENCY_SLO_MS": str(int(config.request_timeout_s * 1000)),
         }
     )
+    if config.server_warmup_requests is not None:
+        env["RERANKER_WARMUP_REQUESTS"] = str(config.server_warmup_requests)
     return env
 
 
 def export_for_server(config: BenchConfig, block: Block, quantize: str, log_path: Path) -> dict[str, object]:
     """`reranker-server export` ahead of serving, so cold start measures a pod with a warm cache volume."""
-    env = server_env(config, block, quantize, port=0)
-    argv = [str(BIN / "reranker-server"), "export", "--model", env["RERANKER_MODEL"], "--quantize", quantize]
+    env = base_env(config.threads)
+    env["RERANKER_CACHE_DIR"] = str(server_cache(config))
+    model = str(model_dir(config.build_dir, block.model))
+    argv = [str(BIN / "reranker-server"), "export", "--model", model, "--quantize", quantize]
     log_path.parent.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     with log_path.open("w") as log:
