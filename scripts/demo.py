@@ -24,6 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 HUB_MODEL = "cross-encoder/ms-marco-MiniLM-L-6-v2"
 BUILD = ROOT / "build" / "demo"
+K_CAP = 40
 
 QUERY = "How do I keep reranking latency low in a RAG pipeline?"
 DOCUMENTS = [
@@ -80,7 +81,7 @@ def running_server(model: str, port: int) -> Iterator[subprocess.Popen[bytes]]:
         "RERANKER_HOST": "127.0.0.1",
         "RERANKER_METRICS_PORT": "0",
         "RERANKER_CACHE_DIR": str(BUILD / "cache"),
-        "RERANKER_MAX_CANDIDATES": "40",
+        "RERANKER_MAX_CANDIDATES": str(K_CAP),
         "RERANKER_MAX_LENGTH": "256",
     }
     process = subprocess.Popen([BIN / "reranker-server", "serve"], env=env)
@@ -132,6 +133,13 @@ def rerank(base: str) -> None:
     print(f"    /info: {info}")
 
 
+def over_the_k_cap(base: str, k_cap: int) -> None:
+    say(f"POST /v2/rerank with {k_cap + 1} documents: one more than the k cap")
+    body = {"query": QUERY, "documents": [f"passage {i}" for i in range(k_cap + 1)]}
+    response = httpx.post(f"{base}/v2/rerank", json=body, timeout=30.0)
+    print(f"    -> {response.status_code} {response.text}")
+
+
 def render_examples() -> None:
     for example in sorted((ROOT / "examples").glob("*.yaml")):
         say(f"reranker-operator render -f {example.relative_to(ROOT)}")
@@ -151,6 +159,7 @@ def main() -> None:
     with running_server(model, port) as process:
         wait_until_ready(base, process)
         rerank(base)
+        over_the_k_cap(base, K_CAP)
     render_examples()
     say("Demo finished")
 
