@@ -191,11 +191,12 @@ async def in_daemon_thread(work: Callable[[], T]) -> T:
 
     def run() -> None:
         try:
-            result = work()
+            result, error = work(), None
         except BaseException as exc:
-            loop.call_soon_threadsafe(_settle, future, None, exc)
-        else:
-            loop.call_soon_threadsafe(_settle, future, result, None)
+            result, error = None, exc
+        # The loop is gone when the server stopped while this ran: nobody waits for the result.
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(_settle, future, result, error)
 
     threading.Thread(target=run, name="reranker-load", daemon=True).start()
     return await future

@@ -48,7 +48,6 @@ class Scored:
 
     logits: np.ndarray
     tokens: int
-    queue_wait_s: float
 
 
 @dataclass(eq=False)
@@ -219,11 +218,7 @@ class Batcher:
         self._account(job, 0)
         assert job.logits is not None
         assert job.pairs is not None
-        result = Scored(
-            logits=job.logits,
-            tokens=job.pairs.total_tokens,
-            queue_wait_s=(job.started or self.clock()) - job.submitted,
-        )
+        result = Scored(logits=job.logits, tokens=job.pairs.total_tokens)
         # The request may have given up (deadline or disconnect) while its last batch ran.
         with contextlib.suppress(concurrent.futures.InvalidStateError):
             job.future.set_result(result)

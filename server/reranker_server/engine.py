@@ -166,15 +166,6 @@ class Engine:
         (logits,) = self.session.run([self._output], feeds.arrays)
         return logits.reshape(len(logits), -1)[:, 0].astype(np.float32, copy=False)
 
-    def describe(self) -> dict[str, Any]:
-        return {
-            "execution_providers": self.providers,
-            "intra_op_threads": self.threads,
-            "max_length": self.max_length,
-            "graph": str(self.files.graph),
-            "fused_attention": self.files.fused,
-        }
-
 
 def create_session(files: ModelFiles, *, backend: str, threads: int) -> ort.InferenceSession:
     """An ONNX Runtime session with full graph optimisation on exactly the requested backend."""
