@@ -26,6 +26,10 @@ log = logging.getLogger(__name__)
 CUDA_PROVIDER: Final = "CUDAExecutionProvider"
 CPU_PROVIDER: Final = "CPUExecutionProvider"
 PAD_TOKENS: Final = ("[PAD]", "<pad>", "<PAD>")
+#: A query is tokenised once per candidate, so a megabyte query with k=100 would mean 100 MB of
+#: tokenising. No tokenizer needs this many characters per token to fill max_length, so text beyond
+#: max_length x this never changes a score; it is dropped before tokenising.
+QUERY_CHARS_PER_TOKEN: Final = 32
 #: BERT-style models reserve none of their position table; RoBERTa/XLM-R reserve padding_idx + 1.
 ROBERTA_FAMILY: Final = frozenset({"roberta", "xlm-roberta", "camembert", "xlm-roberta-xl"})
 
@@ -121,6 +125,7 @@ class Engine:
         """Tokenise one request's pairs; documents may first be cut to `max_tokens_per_doc` tokens."""
         if max_tokens_per_doc is not None and max_tokens_per_doc < self.max_length:
             documents = self.cut_documents(documents, max_tokens_per_doc)
+        query = query[: self.max_length * QUERY_CHARS_PER_TOKEN]
         encodings = self._encode_pairs([(query, document) for document in documents])
         dtype = self._inputs["input_ids"]
         ids = [np.asarray(e.ids, dtype=dtype) for e in encodings]

@@ -54,6 +54,14 @@ def test_a_query_longer_than_max_length_is_cut_instead_of_failing(engine: Engine
     assert int((pairs.type_ids[1] == 0).sum()) >= engine.max_length // 2 - 2
 
 
+def test_a_huge_query_scores_like_its_first_max_length_tokens(engine: Engine) -> None:
+    words = passages(1, min_words=engine.max_length, max_words=engine.max_length, seed=5)[0]
+    huge = words + " " + "x" * 1_000_000
+    np.testing.assert_allclose(
+        score(engine, huge, ["a passage"]), score(engine, words, ["a passage"]), atol=1e-6
+    )
+
+
 def test_max_tokens_per_doc_scores_the_cut_passage(engine: Engine) -> None:
     document = passages(1, min_words=80, max_words=80, seed=4)[0]
     cut = score(engine, QUERY, [document], max_tokens_per_doc=10)
