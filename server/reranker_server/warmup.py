@@ -18,8 +18,10 @@ from reranker_server.batcher import Batcher
 
 log = logging.getLogger(__name__)
 
-WARMUP_QUERY: Final = "how do rerankers stay fast under load"
-SENTENCE: Final = "dynamic batching keeps a cross encoder reranker fast on small cpu pods under heavy load"
+#: Common English words, whole tokens in every reranker vocabulary: a passage of n words is about n
+#: tokens, so warm-up tokenises what it measures, as production text does.
+WARMUP_QUERY: Final = "how to find the best answer to a query"
+SENTENCE: Final = "the best answer to a query is often in the first passage that a search system can find"
 SHORT_WORDS: Final = 12
 #: Warm-up requests are not held to the request deadline: on a slow CPU a k-cap request at
 #: max_length may legitimately take longer than the SLO, and that is exactly what it measures.

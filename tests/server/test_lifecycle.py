@@ -10,6 +10,7 @@ import httpx
 from reranker_server.api import create_app
 from reranker_server.config import Settings
 from reranker_server.engine import Engine
+from reranker_server.warmup import WARMUP_QUERY, Shape, documents
 
 from tests.server.conftest import TEST_K_CAP, GatedEngine, running_app, wait_for
 from tests.server.texts import QUERY
@@ -95,3 +96,10 @@ async def test_info_describes_what_is_served(client: httpx.AsyncClient, engine: 
     assert info["max_candidates"] == TEST_K_CAP
     assert info["status"] == "ready"
     assert "MEANINGLESS" in info["test_model_note"]
+
+
+def test_warm_up_passages_fill_max_length_or_stay_short(engine: Engine) -> None:
+    long = engine.encode(WARMUP_QUERY, documents(Shape(2, long=True), engine.max_length))
+    short = engine.encode(WARMUP_QUERY, documents(Shape(2, long=False), engine.max_length))
+    assert long.lengths.tolist() == [engine.max_length] * 2
+    assert max(short.lengths) < engine.max_length // 4
