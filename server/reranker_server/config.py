@@ -101,7 +101,7 @@ OPTIONS: Final[tuple[Option, ...]] = (
     Option("host", "address to listen on"),
     Option("port", "HTTP port for the API, probes and /metrics"),
     Option("metrics_port", "second listener serving only /metrics (0 disables it)"),
-    Option("model", "local model directory or Hugging Face model id (required)"),
+    Option("model", "local model directory or Hugging Face model id"),
     Option("revision", "hub revision (branch, tag or commit) when --model is a model id"),
     Option("cache_dir", "where hub downloads, ONNX exports and int8 graphs are cached"),
     Option("quantize", "none or int8 (dynamic int8 quantisation for CPU)"),
