@@ -8,10 +8,11 @@ a manifest, with no cluster; `crd` prints the generated CustomResourceDefinition
 from __future__ import annotations
 
 import argparse
+import hashlib
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import kopf.cli
 import yaml
@@ -21,6 +22,8 @@ from reranker_operator.plan import Capabilities, owned, plan_children
 from reranker_operator.resources.common import ChildRef
 
 HANDLERS_MODULE = "reranker_operator.handlers"
+# kopf keeps priorities as JSON integers in the peering object; stay within a signed 32-bit integer.
+MAX_PRIORITY: Final = 2**31 - 1
 
 
 class RenderError(ValueError):
@@ -48,12 +51,28 @@ def kopf_argv(
         argv.append("--all-namespaces")
     for namespace in settings.namespaces:
         argv += ["--namespace", namespace]
-    argv += ["--peering", settings.peering] if settings.peering else ["--standalone"]
+    if settings.peering:
+        argv += ["--peering", settings.peering, "--priority", str(peering_priority(settings.pod_id or ""))]
+    else:
+        argv.append("--standalone")
     if verbose:
         argv.append("--verbose")
     if debug:
         argv.append("--debug")
     return argv
+
+
+def peering_priority(pod_id: str) -> int:
+    """A priority of 1 .. 2**31-1 derived from the replica's name, so peers practically never share one.
+
+    kopf lets the peer with the highest priority work and pauses the rest; peers with EQUAL
+    priorities pause all of them ("Pausing all operators, including self"), which is what every
+    replica left at kopf's default priority 0 does. A hash of POD_ID (the pod name, unique
+    among live pods) rather than a random draw keeps one pod at one priority across restarts of
+    its process, so the active replica does not change hands for nothing.
+    """
+    digest = hashlib.sha256(pod_id.encode()).digest()
+    return 1 + int.from_bytes(digest[:8], "big") % MAX_PRIORITY
 
 
 def render(

@@ -8,6 +8,7 @@ Nothing else in the package reads the environment.
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Mapping
 from importlib.metadata import version
 from typing import Final, Literal
@@ -33,6 +34,9 @@ class OperatorConfig(BaseModel):
 
     namespaces: tuple[str, ...] = Field((), description="Namespaces to watch; empty: the whole cluster.")
     peering: str | None = Field(None, description="kopf peering name for several replicas; None: standalone.")
+    pod_id: str | None = Field(
+        None, description="This replica's name among its peers (POD_ID, the pod name; kopf reads it too)."
+    )
     server_image: str = DEFAULT_SERVER_IMAGE
     server_gpu_image: str = DEFAULT_SERVER_GPU_IMAGE
     prometheus_url: str | None = Field(
@@ -49,7 +53,7 @@ class OperatorConfig(BaseModel):
         return not self.namespaces
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str]) -> OperatorConfig:
+    def from_env(cls, environ: Mapping[str, str], *, default_pod_id: str | None = None) -> OperatorConfig:
         def setting(name: str) -> str | None:
             value = environ.get(ENV_PREFIX + name, "").strip()
             return value or None
@@ -57,6 +61,7 @@ class OperatorConfig(BaseModel):
         values: dict[str, object] = {
             "namespaces": tuple(ns.strip() for ns in (setting("NAMESPACES") or "").split(",") if ns.strip()),
             "peering": setting("PEERING"),
+            "pod_id": environ.get("POD_ID", "").strip() or default_pod_id,
             "server_image": setting("SERVER_IMAGE") or DEFAULT_SERVER_IMAGE,
             "server_gpu_image": setting("SERVER_GPU_IMAGE") or DEFAULT_SERVER_GPU_IMAGE,
             "prometheus_url": setting("PROMETHEUS_URL"),
@@ -77,4 +82,5 @@ class OperatorConfig(BaseModel):
 
 
 def load() -> OperatorConfig:
-    return OperatorConfig.from_env(os.environ)
+    """Outside a pod (no POD_ID) the host name and process id tell two local replicas apart."""
+    return OperatorConfig.from_env(os.environ, default_pod_id=f"{socket.gethostname()}-{os.getpid()}")

@@ -182,13 +182,18 @@ def running_operator(
     """Run the real kopf operator with our handlers; on exit, stop it and check the RBAC coverage."""
 
     @contextlib.asynccontextmanager
-    async def run(*, peering: str | None = None) -> AsyncIterator[None]:
+    async def run(
+        *, peering: str | None = None, pod_id: str | None = None, priority: int | None = None
+    ) -> AsyncIterator[None]:
+        """`pod_id` and `priority` make one of several peered replicas, as `reranker-operator run` would."""
         stop, ready = asyncio.Event(), asyncio.Event()
         task = asyncio.create_task(
             kopf.operator(
                 clusterwide=True,
                 standalone=peering is None,
                 peering_name=peering,
+                identity=pod_id,
+                priority=priority,
                 settings=kopf.OperatorSettings(),
                 stop_flag=stop,
                 ready_flag=ready,

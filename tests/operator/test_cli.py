@@ -113,6 +113,22 @@ def test_run_watches_the_listed_namespaces_with_peering_and_json_logs():
     assert argv[-1] == "--verbose"
 
 
+def test_peered_replicas_run_with_a_priority_derived_from_their_pod_name():
+    def priority(pod_id: str) -> int:
+        argv = cli.kopf_argv(config.OperatorConfig(peering="kube-reranker", pod_id=pod_id))
+        return int(argv[argv.index("--priority") + 1])
+
+    pods = [f"kube-reranker-operator-6f7d9c-{suffix:05x}" for suffix in range(200)]
+    priorities = [priority(pod) for pod in pods]
+    assert len(set(priorities)) == len(pods)
+    assert all(1 <= value <= cli.MAX_PRIORITY for value in priorities)
+    assert priority(pods[0]) == priority(pods[0])  # a restarted process keeps its pod's priority
+
+
+def test_a_standalone_operator_gets_no_priority():
+    assert "--priority" not in cli.kopf_argv(config.OperatorConfig(pod_id="kube-reranker-operator-0"))
+
+
 def test_a_broken_setting_stops_the_cli_with_the_variable_name():
     result = run_cli("crd", env={"PATH": "/usr/bin:/bin", "RERANKER_OPERATOR_LOG_FORMAT": "xml"})
     assert result.returncode != 0

@@ -48,6 +48,14 @@ def test_every_setting_is_read_from_its_variable():
     assert (settings.kubeconfig, settings.in_cluster) == ("/tmp/kubeconfig", True)
 
 
+def test_the_pod_name_identifies_a_replica_and_processes_outside_pods_get_host_and_pid():
+    assert config.OperatorConfig.from_env({"POD_ID": "kube-reranker-operator-0"}).pod_id == (
+        "kube-reranker-operator-0"
+    )
+    assert config.OperatorConfig.from_env({}, default_pod_id="laptop-4242").pod_id == "laptop-4242"
+    assert config.load().pod_id
+
+
 def test_empty_variables_mean_the_default():
     settings = config.OperatorConfig.from_env(
         {"RERANKER_OPERATOR_PEERING": "", "RERANKER_OPERATOR_NAMESPACES": ""}

@@ -7,9 +7,10 @@ operator made a request that reranker_operator.permissions does not declare.
 from __future__ import annotations
 
 import asyncio
+import copy
 
 import pytest
-from reranker_operator import naming
+from reranker_operator import cli, config, naming
 
 from tests.operator.conftest import (
     CR_PATH,
@@ -316,6 +317,60 @@ async def test_peering_replicas_coordinate_through_the_peering_object(cluster, r
         if request.resource is not None and request.resource.plural == "clusterkopfpeerings"
     ]
     assert any(request.method.value == "PATCH" for request in peering_writes)
+
+
+def serve_peering(cluster, name: str = "kube-reranker") -> None:
+    """The ClusterKopfPeering the chart creates for peered replicas."""
+    cluster.resources["kopf.dev/v1/clusterkopfpeerings"] = cluster.ResourceInfo(
+        kind="ClusterKopfPeering", namespaced=False, verbs={"get", "list", "watch", "patch"}
+    )
+    cluster.objects["kopf.dev/v1/clusterkopfpeerings", None, name] = {
+        "apiVersion": "kopf.dev/v1",
+        "kind": "ClusterKopfPeering",
+        "metadata": {"name": name, "resourceVersion": "1"},
+    }
+
+
+def peers(cluster, name: str = "kube-reranker") -> dict[str, dict]:
+    """The replicas registered in the peering object, by identity."""
+    peering = cluster.objects["kopf.dev/v1/clusterkopfpeerings", None, name]
+    return copy.deepcopy(peering.raw.get("status") or {})
+
+
+def replica_priority(pod_id: str) -> int:
+    """The --priority `reranker-operator run` gives a peered replica whose POD_ID is `pod_id`."""
+    settings = config.OperatorConfig(peering="kube-reranker", pod_id=pod_id)
+    argv = cli.kopf_argv(settings)
+    return int(argv[argv.index("--priority") + 1])
+
+
+async def test_two_peered_replicas_get_distinct_priorities_and_one_of_them_works(
+    cluster, running_operator, make_cr
+):
+    serve_peering(cluster)
+    first, second = "kube-reranker-operator-7c9d-abcde", "kube-reranker-operator-7c9d-fghij"
+    async with (
+        running_operator(peering="kube-reranker", pod_id=first, priority=replica_priority(first)),
+        running_operator(peering="kube-reranker", pod_id=second, priority=replica_priority(second)),
+    ):
+        await eventually(lambda: set(peers(cluster)) == {first, second})
+        await create(cluster, make_cr("minilm", MINILM))
+        await eventually(lambda: live(cluster, DEPLOYMENTS, "minilm"))
+        priorities = {identity: peer["priority"] for identity, peer in peers(cluster).items()}
+    assert priorities[first] != priorities[second]
+
+
+async def test_peered_replicas_with_equal_priorities_all_pause(cluster, running_operator, make_cr):
+    """Why each replica needs its own priority: kopf's default (0 for all) stops every replica."""
+    serve_peering(cluster)
+    async with (
+        running_operator(peering="kube-reranker", pod_id="operator-a", priority=0),
+        running_operator(peering="kube-reranker", pod_id="operator-b", priority=0),
+    ):
+        await eventually(lambda: set(peers(cluster)) == {"operator-a", "operator-b"})
+        await create(cluster, make_cr("minilm", MINILM))
+        await asyncio.sleep(120)
+        assert live(cluster, DEPLOYMENTS, "minilm") is None
 
 
 async def test_a_gpu_pod_without_a_gpu_node_is_reported_with_what_to_do(cluster, running_operator, make_cr):
