@@ -19,10 +19,19 @@ from reranker_server.batcher import Batcher
 log = logging.getLogger(__name__)
 
 #: Common English words, whole tokens in every reranker vocabulary: a passage of n words is about n
-#: tokens, so warm-up tokenises what it measures, as production text does.
+#: tokens, so warm-up tokenises what it measures, as production text does. Passages walk through
+#: them in varied orders: a sentence repeated hundreds of times is not text, and with some weights
+#: it drives activations into slow denormal floats that real traffic never sees.
 WARMUP_QUERY: Final = "how to find the best answer to a query"
-SENTENCE: Final = "the best answer to a query is often in the first passage that a search system can find"
+TEXT: Final = (
+    "the best answer to a query is often in the first passage that a search system can find but "
+    "people also read more than one page when they want to know why a thing can work and how long it "
+    "will take so every good answer should tell them what did happen where and who made it"
+)
+WORDS: Final = tuple(TEXT.split())
 SHORT_WORDS: Final = 12
+#: Coprime with the number of words, so each passage visits them all in a different order.
+STRIDE: Final = 7
 #: Warm-up requests are not held to the request deadline: on a slow CPU a k-cap request at
 #: max_length may legitimately take longer than the SLO, and that is exactly what it measures.
 WARMUP_TIMEOUT_S: Final = 3600.0
@@ -57,10 +66,11 @@ def plan(max_candidates: int) -> list[Shape]:
 
 def documents(shape: Shape, max_length: int) -> list[str]:
     """Passages for `shape`: long ones have more words than max_length has tokens, so they fill it."""
-    words = SENTENCE.split()
     count = max_length + 16 if shape.long else SHORT_WORDS
-    body = " ".join(words[i % len(words)] for i in range(count))
-    return [f"{index} {body}" for index in range(shape.pairs)]
+    return [
+        " ".join(WORDS[(index + position * STRIDE) % len(WORDS)] for position in range(count))
+        for index in range(shape.pairs)
+    ]
 
 
 async def warm_up(batcher: Batcher, *, passes: int, max_candidates: int) -> WarmupReport:
