@@ -1,8 +1,9 @@
-"""`reranker-operator run | render -f cr.yaml | crd`.
+"""`reranker-operator run | render -f cr.yaml | crd | adapter-values`.
 
 `run` builds the settings from the environment (the chart sets RERANKER_OPERATOR_*) and
 starts kopf with the matching arguments; `render` prints what the operator would apply for
-a manifest, with no cluster; `crd` prints the generated CustomResourceDefinition.
+a manifest, with no cluster; `crd` prints the generated CustomResourceDefinition;
+`adapter-values` prints the prometheus-adapter rules of the prometheus-adapter metrics path.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import yaml
 
 from reranker_operator import api, config, crdgen, naming
 from reranker_operator.plan import Capabilities, owned, plan_children
+from reranker_operator.resources.adapter import render_adapter_values
 from reranker_operator.resources.common import ChildRef
 
 HANDLERS_MODULE = "reranker_operator.handlers"
@@ -129,6 +131,10 @@ def _parser() -> argparse.ArgumentParser:
         "--prometheus-url", help="Prometheus URL for KEDA triggers (default: the operator's setting)"
     )
     commands.add_parser("crd", help="print the generated CustomResourceDefinition")
+    commands.add_parser(
+        "adapter-values",
+        help="print prometheus-adapter chart values serving the HPA's P95 and in-flight metrics",
+    )
     return parser
 
 
@@ -140,6 +146,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.exit(f"reranker-operator: {exc}")
     if args.command == "crd":
         sys.stdout.write(crdgen.render_crd())
+    elif args.command == "adapter-values":
+        sys.stdout.write(render_adapter_values())
     elif args.command == "render":
         if args.prometheus_url:
             settings = settings.model_copy(update={"prometheus_url": args.prometheus_url})

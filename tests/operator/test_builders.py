@@ -291,9 +291,16 @@ def test_the_scaledobject_uses_a_value_metric_for_p95():
         "serverAddress": "http://prometheus:9090",
         "query": promql.p95_seconds("search", "minilm"),
         "threshold": "0.225",
+        "ignoreNullValues": "false",
     }
     assert in_flight["metricType"] == "AverageValue"
-    assert so["advanced"]["horizontalPodAutoscalerConfig"]["behavior"] == scaling.behavior(s)
+    assert in_flight["metadata"]["query"] == promql.in_flight_total("search", "minilm")
+    assert so["advanced"]["horizontalPodAutoscalerConfig"] == {"behavior": scaling.behavior(s)}
+
+
+def test_the_scaledobject_never_reads_lost_series_as_zero():
+    so = build_scaledobject(spec(), REF, prometheus_url="http://prometheus:9090")["spec"]
+    assert {trigger["metadata"]["ignoreNullValues"] for trigger in so["triggers"]} == {"false"}
 
 
 def test_the_pdb_keeps_all_but_one_replica_and_exists_only_above_one():
@@ -319,20 +326,44 @@ def test_the_prometheusrule_alerts_on_the_slo_and_on_health():
         "RerankerErrorRatioHigh",
         "RerankerKCapRejectionsRising",
         "RerankerPodStuckWarmingUp",
+        "RerankerReplicasUnavailable",
     }
     assert alerts["RerankerP95AboveSLO"]["expr"] == f"{promql.p95_seconds('search', 'minilm')} > 0.4"
+    assert alerts["RerankerP95FarAboveSLO"]["expr"] == f"{promql.p95_seconds('search', 'minilm')} > 0.8"
     assert alerts["RerankerP95FarAboveSLO"]["labels"]["severity"] == "critical"
     assert all(
-        rule["annotations"]["runbook"] and rule["labels"]["rerankerdeployment"] == "minilm"
+        rule["annotations"]["runbook"]
+        and rule["labels"]["rerankerdeployment"] == "minilm"
+        and rule["labels"]["namespace"] == "search"
         for rule in alerts.values()
     )
 
 
-def test_p95_is_computed_over_summed_buckets_of_one_deployment():
-    query = promql.p95_seconds("search", "minilm")
-    assert query == (
-        "histogram_quantile(0.95, sum by (le) (rate(reranker_request_duration_seconds_bucket"
-        '{namespace="search",app_kubernetes_io_instance="minilm"}[2m])))'
+@pytest.mark.parametrize(
+    ("startup_seconds", "minutes"), [(300, "15m"), (900, "15m"), (1800, "30m"), (1830, "31m")]
+)
+def test_warm_up_alerts_wait_at_least_the_startup_budget(startup_seconds, minutes):
+    s = spec(warmup={"startupTimeoutSeconds": startup_seconds})
+    (group,) = build_prometheusrule(s, REF)["spec"]["groups"]
+    alerts = {rule["alert"]: rule for rule in group["rules"]}
+    assert alerts["RerankerPodStuckWarmingUp"]["for"] == minutes
+    assert alerts["RerankerReplicasUnavailable"]["for"] == minutes
+
+
+def test_p95_is_computed_over_summed_buckets_of_one_deployment_and_reads_zero_when_idle():
+    labels = 'namespace="search",app_kubernetes_io_instance="minilm"'
+    series = f"reranker_request_duration_seconds_bucket{{{labels}}}"
+    buckets = f"rate({series}[2m])"
+    assert promql.p95_seconds("search", "minilm") == (
+        f"(histogram_quantile(0.95, sum by (le) ({buckets})) >= 0 or sum ({buckets}) * 0)"
+    )
+
+
+def test_the_adapter_p95_is_the_same_expression_over_the_adapters_template_holes():
+    buckets = "rate(<<.Series>>{<<.LabelMatchers>>}[2m])"
+    assert promql.adapter_p95_query() == (
+        f"(histogram_quantile(0.95, sum by (le, <<.GroupBy>>) ({buckets})) >= 0 "
+        f"or sum by (<<.GroupBy>>) ({buckets}) * 0)"
     )
 
 

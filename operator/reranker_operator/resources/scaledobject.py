@@ -2,6 +2,12 @@
 
 P95 uses metricType Value: the default AverageValue would divide a latency by the replica
 count, which is meaningless for a percentile. In-flight requests are a per-pod average.
+KEDA names its HPA keda-hpa-<name>, so switching between the KEDA and prometheus-adapter
+paths never finds the other path's HPA under the operator's own HPA name.
+
+ignoreNullValues is off: the P95 query reads 0 when the deployment is idle, so an empty
+answer means Prometheus lost the series. KEDA then reports an error and the HPA keeps the
+current replicas, instead of reading 0 and scaling down in the middle of an outage.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from reranker_operator.resources.common import ChildRef, metadata
 
 def build_scaledobject(spec: RerankerDeploymentSpec, ref: ChildRef, *, prometheus_url: str) -> dict[str, Any]:
     target_seconds = scaling.p95_target_milliseconds(spec) / 1000
+    # KEDA polls every pollingInterval; its HPA reads the cached value, so scale-up waits at most this.
     return {
         "apiVersion": "keda.sh/v1alpha1",
         "kind": "ScaledObject",
@@ -24,9 +31,7 @@ def build_scaledobject(spec: RerankerDeploymentSpec, ref: ChildRef, *, prometheu
             "minReplicaCount": spec.replicas.min,
             "maxReplicaCount": spec.replicas.max,
             "pollingInterval": 15,
-            "advanced": {
-                "horizontalPodAutoscalerConfig": {"name": ref.name, "behavior": scaling.behavior(spec)}
-            },
+            "advanced": {"horizontalPodAutoscalerConfig": {"behavior": scaling.behavior(spec)}},
             "triggers": [
                 {
                     "type": "prometheus",
@@ -36,6 +41,7 @@ def build_scaledobject(spec: RerankerDeploymentSpec, ref: ChildRef, *, prometheu
                         "serverAddress": prometheus_url,
                         "query": promql.p95_seconds(ref.namespace, ref.cr_name),
                         "threshold": f"{target_seconds:g}",
+                        "ignoreNullValues": "false",
                     },
                 },
                 {
@@ -46,6 +52,7 @@ def build_scaledobject(spec: RerankerDeploymentSpec, ref: ChildRef, *, prometheu
                         "serverAddress": prometheus_url,
                         "query": promql.in_flight_total(ref.namespace, ref.cr_name),
                         "threshold": str(spec.autoscaling.in_flight_per_replica),
+                        "ignoreNullValues": "false",
                     },
                 },
             ],
