@@ -138,6 +138,8 @@ FROM runtime-base AS server
 COPY --from=server-venv /opt/venv /opt/venv
 LABEL org.opencontainers.image.title="reranker-server" \
       org.opencontainers.image.description="Cross-encoder reranking server on ONNX Runtime CPU, warmed up before ready."
+# Two malloc arenas: glibc's default (8 per core) kept a k=100 x 512 server at 1.2 GB RSS instead of 0.83 GB.
+ENV MALLOC_ARENA_MAX=2
 VOLUME ["/cache"]
 USER 10001:10001
 EXPOSE 8080 9090
