@@ -59,7 +59,7 @@ def _noise(per_round: dict[str, float], rounds: Sequence[int]) -> dict[str, floa
 
 
 def summarize_point(
-    model: str, max_length: int, point: dict[str, Any], peak_gflops: float, max_batch_tokens: int
+    model: str, max_length: int, point: dict[str, Any], machine: dict[str, Any], max_batch_tokens: int
 ) -> dict[str, Any]:
     shape = SHAPES[model]
     lengths = {int(r): v for r, v in point["lengths"].items()}
@@ -71,7 +71,9 @@ def summarize_point(
         summary = summarize(seconds, point["k"]).to_json()
         gflops = [flops_for_lengths(shape, lengths[r]) / values[r] / 1e9 for r in sorted(values)]
         summary["useful_gflops"] = round(float(np.median(gflops)), 1)
-        summary["fraction_of_fp32_peak"] = round(float(np.median(gflops)) / peak_gflops, 3)
+        achieved = float(np.median(gflops))
+        summary["fraction_of_fp32_peak"] = round(achieved / machine["fp32_peak_gflops"], 3)
+        summary["fraction_of_measured_sgemm"] = round(achieved / machine["measured_sgemm_gflops"], 3)
         summary["relative_iqr"] = round(relative_spread(seconds), 3)
         contenders[key] = summary
     ratios = {}

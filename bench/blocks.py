@@ -24,6 +24,7 @@ from bench.fidelity import compare, spearman
 from bench.guard import MemoryGuard
 from bench.httpclient import ServerError, delta_total
 from bench.launch import make_contender
+from bench.machine import measured_sgemm_gflops
 from bench.noise import foreign_load, snapshot, wait_for_quiet
 from bench.prepare import model_dir
 from bench.procs import ContenderFailed, ServerProcess, WorkerProcess
@@ -58,6 +59,7 @@ class BlockRun:
     fidelity: dict[str, Any] | None = None
     concurrency: list[dict[str, Any]] | None = None
     quiet_wait: dict[str, Any] | None = None
+    sgemm_gflops: float | None = None
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -65,6 +67,7 @@ class BlockRun:
             "max_length": self.max_length,
             "processes": self.processes,
             "quiet_wait": self.quiet_wait,
+            "sgemm_gflops_at_start": self.sgemm_gflops,
         }
 
 
@@ -106,16 +109,8 @@ class BlockRunner:
             entry["cold_start_s"] = round(process.cold_start_s or 0.0, 3)
             if isinstance(process, ServerProcess):
                 contender: Contender = HttpContender(key, process, self.config.request_timeout_s)
-                workload, k = self.block.first_request
                 try:
-                    timed = contender.score(
-                        workload, k, FIRST_REQUEST_INDEX, self.request(workload, k, FIRST_REQUEST_INDEX)
-                    )
-                    entry["first_request"] = {
-                        "workload": workload,
-                        "k": k,
-                        "seconds": round(timed.seconds, 4),
-                    }
+                    entry["first_request"] = self._first_requests(contender)
                 except (ServerError, ContenderFailed) as exc:
                     entry["first_request"] = {"error": str(exc)}
                 entry["server_warmup"] = self._warmup_gauges(contender)
@@ -124,6 +119,29 @@ class BlockRunner:
             self.contenders[key] = contender
             self.run.processes[key] = entry
             self.say(f"  {key} ready in {entry['cold_start_s']:.1f} s" + _first_note(entry))
+
+    def _first_requests(self, server: HttpContender) -> dict[str, Any]:
+        """The first request after /ready, then a few of the same shape right after it.
+
+        Comparing the first with its immediate successors (not with a median taken minutes later)
+        keeps a shared machine's changing load out of the warm-up verdict.
+        """
+        workload, k = self.block.first_request
+        seconds, others = [], []
+        for i in range(1 + self.config.first_request_followups):
+            index = FIRST_REQUEST_INDEX + i
+            before = snapshot([server.process.pid])
+            seconds.append(server.score(workload, k, index, self.request(workload, k, index)).seconds)
+            others.append(foreign_load(before, snapshot([server.process.pid]))["other_tenants_avg_cores"])
+        followups = sorted(seconds[1:])
+        return {
+            "workload": workload,
+            "k": k,
+            "seconds": round(seconds[0], 4),
+            "followup_median_s": round(followups[len(followups) // 2], 4) if followups else None,
+            "followups_s": [round(s, 4) for s in seconds[1:]],
+            "other_tenants_cores": others,
+        }
 
     def _warmup_gauges(self, server: HttpContender) -> dict[str, float]:
         """What the server says its warm-up cost: total time and one k-cap request at max_length."""
@@ -277,27 +295,30 @@ class BlockRunner:
 
     def measure_concurrency(self) -> None:
         settings = self.config.concurrency
-        requests = [
-            self.request(settings.workload, settings.k, CONCURRENCY_INDEX + i)
-            for i in range(settings.requests_per_level)
-        ]
         levels = []
-        for clients in settings.clients:
+        for workload, clients in [(w, n) for w in settings.workloads for n in settings.clients]:
+            requests = [
+                self.request(workload, settings.k, CONCURRENCY_INDEX + i)
+                for i in range(settings.requests_per_level)
+            ]
             for key in settings.servers:
                 server = self.servers().get(key)
                 if server is None:
                     continue
                 time.sleep(self.config.settle_s)
+                before = snapshot([server.process.pid])
                 try:
                     level = run_level(
                         server.process.base_url, requests, clients, self.config.request_timeout_s
                     )
                 except ServerError as exc:
                     level = {"clients": clients, "error": str(exc)}
-                level["server"] = key
+                load = foreign_load(before, snapshot([server.process.pid]))
+                level |= {"server": key, "workload": workload, "max_length": self.block.max_length}
+                level["other_tenants_cores"] = load["other_tenants_avg_cores"]
                 levels.append(level)
                 self.say(
-                    f"  E {key} clients={clients:<2}: {level.get('pairs_per_s', '-')} pairs/s, "
+                    f"  E {key} {workload:5} clients={clients:<2}: {level.get('pairs_per_s', '-')} pairs/s, "
                     f"P95 {level.get('p95_s', '-')} s"
                 )
         self.run.concurrency = levels
@@ -310,6 +331,7 @@ class BlockRunner:
             limit, timeout = self.config.quiet_max_other_cores, self.config.quiet_timeout_s
             self.run.quiet_wait = wait_for_quiet(limit, window_s=5.0, timeout_s=timeout)
             self.say(f"  waited for a quieter machine: {self.run.quiet_wait}")
+        self.run.sgemm_gflops = measured_sgemm_gflops(self.config.threads)
         try:
             self.start()
             for point in self.block.points:
@@ -328,7 +350,10 @@ def _first_note(entry: dict[str, Any]) -> str:
     if not first:
         return ""
     if "seconds" in first:
-        return f", first request (k={first['k']}) {first['seconds'] * 1000:.0f} ms"
+        return (
+            f", first request (k={first['k']}) {first['seconds'] * 1000:.0f} ms, "
+            f"next ones {[round(s * 1000) for s in first['followups_s']]} ms"
+        )
     return f", first request failed: {first['error'][:200]}"
 
 

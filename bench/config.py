@@ -47,7 +47,9 @@ class Block:
 @dataclass(frozen=True)
 class Concurrency:
     clients: tuple[int, ...] = (1, 4, 16)
-    workload: Workload = "mixed"
+    # mixed at the block's max_length: compute-bound, the honest worst case for batching gains;
+    # short: snippets, where per-request overhead is large enough for merging requests to matter.
+    workloads: tuple[Workload, ...] = ("mixed", "short")
     k: int = 10
     requests_per_level: int = 32
     servers: tuple[ContenderKey, ...] = ("C", "D")
@@ -69,7 +71,8 @@ class BenchConfig:
     min_available_gib: float = 1.5
     request_timeout_s: float = 600.0
     quiet_max_other_cores: float = 0.25
-    quiet_timeout_s: float = 180.0
+    quiet_timeout_s: float = 90.0
+    first_request_followups: int = 3
     build_dir: Path = ROOT / "build" / "bench"
     results_dir: Path = ROOT / "bench" / "results"
     name: str = "full"
@@ -94,7 +97,7 @@ def _minilm_points(reps: dict[int, int], ks: tuple[int, ...]) -> tuple[Point, ..
 
 
 def full() -> BenchConfig:
-    reps = {10: 8, 40: 5, 100: 3}
+    reps = {10: 6, 40: 5, 100: 3}
     minilm = "minilm-l6-h384"
     all_contenders: tuple[ContenderKey, ...] = ("A", "B", "C", "D")
     return BenchConfig(

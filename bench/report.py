@@ -48,7 +48,7 @@ def targets_table(targets: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def gflops_table(cells: list[dict[str, Any]], peak: float) -> str:
+def gflops_table(cells: list[dict[str, Any]], machine: dict[str, Any]) -> str:
     lines = [
         f"| model | workload | L | k | {' | '.join(f'{k} GFLOP/s' for k in KEYS)} |",
         "|---|---|---|---|---|---|---|---|",
@@ -72,4 +72,8 @@ def gflops_table(cells: list[dict[str, Any]], peak: float) -> str:
         lines.append(
             f"| {cell['model']} | equal | {cell['max_length']} | {cell['k']} | " + " | ".join(values) + " |"
         )
-    return "\n".join(lines) + f"\n\n(percent of the fp32 peak, {peak} GFLOP/s)"
+    return "\n".join(lines) + (
+        f"\n\n(percent of the nominal fp32 peak, {machine['fp32_peak_gflops']} GFLOP/s at the reported "
+        f"{machine['clock_mhz']:.0f} MHz; measured SGEMM roof {machine['measured_sgemm_gflops']} GFLOP/s; "
+        "int8 contender D is not bound by the fp32 peak)"
+    )

@@ -6,7 +6,9 @@ Two kinds of request:
 - `equal`: every passage is longer than any max_length, so every pair fills max_length (the
   worst case, and the one where padding cannot matter);
 - `mixed`: passage lengths uniform in 20..500 tokens, as chunked retrieval output looks; here a
-  recipe that pads every pair to the longest wastes a large share of its work.
+  recipe that pads every pair to the longest wastes a large share of its work;
+- `short`: passages of 16..64 tokens (titles, snippets, sentences), where per-request overhead
+  (HTTP, JSON, tokenising, one ONNX Runtime call) is a real share of the work.
 """
 
 from __future__ import annotations
@@ -18,12 +20,13 @@ from typing import Final, Literal
 
 import numpy as np
 
-Workload = Literal["equal", "mixed"]
-WORKLOADS: Final[tuple[Workload, ...]] = ("equal", "mixed")
-_WORKLOAD_IDS: Final = {"equal": 1, "mixed": 2}
+Workload = Literal["equal", "mixed", "short"]
+WORKLOADS: Final[tuple[Workload, ...]] = ("equal", "mixed", "short")
+_WORKLOAD_IDS: Final = {"equal": 1, "mixed": 2, "short": 3}
 EQUAL_PASSAGE_TOKENS: Final = 520
 MIXED_MIN_TOKENS: Final = 20
 MIXED_MAX_TOKENS: Final = 500
+SHORT_TOKENS: Final = (16, 64)
 QUERY_TOKENS: Final = (6, 12)
 SPECIAL_TOKENS_PER_PAIR: Final = 3
 _WHOLE_WORD: Final = re.compile(r"[a-z]{3,}")
@@ -54,6 +57,8 @@ def _rng(seed: int, workload: Workload, k: int, index: int) -> np.random.Generat
 def passage_lengths(rng: np.random.Generator, workload: Workload, k: int) -> list[int]:
     if workload == "equal":
         return [EQUAL_PASSAGE_TOKENS] * k
+    if workload == "short":
+        return rng.integers(*SHORT_TOKENS, endpoint=True, size=k).tolist()
     return rng.integers(MIXED_MIN_TOKENS, MIXED_MAX_TOKENS, endpoint=True, size=k).tolist()
 
 
