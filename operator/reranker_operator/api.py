@@ -414,8 +414,8 @@ class RerankerDeploymentStatus(ApiModel):
     conditions: list[Condition] = Field(
         default_factory=list,
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
-        description="Ready, Progressing, WarmedUp, Degraded, Autoscaling and SLOMet, following the "
-        "Kubernetes API conventions.",
+        description="Ready, Progressing, WarmedUp, Degraded, Autoscaling, SLOMet and SLOFeasible, following "
+        "the Kubernetes API conventions.",
     )
     replicas: int | None = Field(None, description="Server pods that exist.")
     ready_replicas: int | None = Field(
@@ -426,7 +426,14 @@ class RerankerDeploymentStatus(ApiModel):
         None, description="How P95 reaches the autoscaler; empty when autoscaling is off or unavailable."
     )
     p95_milliseconds: int | None = Field(
-        None, description="P95 latency measured by Prometheus; empty until metrics exist."
+        None,
+        description="P95 latency over all pods in the last 2 minutes, read from Prometheus (needs the "
+        "operator's Prometheus URL); empty while idle or until metrics exist.",
+    )
+    k_cap_latency_milliseconds: int | None = Field(
+        None,
+        description="Latency of one request at the k cap and maxLength, measured by the slowest pod during "
+        "warm-up and read from Prometheus; above the SLO, SLOFeasible is False.",
     )
 
 

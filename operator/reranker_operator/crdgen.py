@@ -30,6 +30,13 @@ PRINTER_COLUMNS: Final = (
     {"name": "SLO-ms", "type": "integer", "jsonPath": ".spec.latencySLO.p95Milliseconds"},
     {"name": "P95-ms", "type": "integer", "jsonPath": ".status.p95Milliseconds"},
     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+    {
+        "name": "SLO-Met",
+        "type": "string",
+        "jsonPath": '.status.conditions[?(@.type=="SLOMet")].status',
+        "priority": 1,
+    },
+    {"name": "KCap-ms", "type": "integer", "jsonPath": ".status.kCapLatencyMilliseconds", "priority": 1},
     {"name": "Ready-Replicas", "type": "integer", "jsonPath": ".status.readyReplicas", "priority": 1},
     {"name": "Endpoint", "type": "string", "jsonPath": ".status.endpoint", "priority": 1},
 )

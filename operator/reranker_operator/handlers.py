@@ -1,8 +1,9 @@
 """kopf handlers only: read the event, call reconcile/status, write status, translate errors.
 
 Level-based: create, update, resume and a periodic resync all run the same idempotent
-reconcile. The operator's own status goes through kopf's `patch`; the Deployment and pod
-watchers write the CR's status through its status subresource.
+reconcile; a second timer reads the SLO state from Prometheus. The operator's own status goes
+through kopf's `patch`; the Deployment and pod watchers write the CR's status through its
+status subresource.
 """
 
 from __future__ import annotations
@@ -17,15 +18,20 @@ from typing import Any, Final
 
 import kopf
 
-from reranker_operator import api, config, kinds, metrics, naming, status
+from reranker_operator import api, config, kinds, metrics, naming, slo, status
 from reranker_operator.client import ApiError, KubeClient, connection_info, load_configuration
 from reranker_operator.plan import Problem
+from reranker_operator.prometheus import PrometheusClient, PrometheusError
 from reranker_operator.reconcile import ChildConflictError, Outcome, observe, reconcile
 from reranker_operator.resources.common import ChildRef
 
 # The timer only checks whether a resync is due; RERANKER_OPERATOR_RESYNC_SECONDS decides when.
 RESYNC_CHECK_S: Final = 10.0
 RESYNC_IDLE_S: Final = 30.0
+# The SLO is read as often as an autoscaler polls, but only once the spec has been stable for a
+# minute: right after a change, the latency in Prometheus' window is the old pods'.
+SLO_CHECK_S: Final = 30.0
+SLO_IDLE_S: Final = 60.0
 REJECTED_RETRY_S: Final = 300.0
 MAX_BACKOFF_S: Final = 300.0
 
@@ -57,6 +63,9 @@ async def operator_configure(settings: kopf.OperatorSettings, memo: kopf.Memo, *
     memo.metrics_runner = None
     if operator_config.metrics_port is not None:
         memo.metrics_runner = await metrics.serve(memo.metrics, operator_config.metrics_port)
+    memo.prometheus = None
+    if operator_config.prometheus_url is not None:
+        memo.prometheus = PrometheusClient(operator_config.prometheus_url)
 
 
 @kopf.on.login()
@@ -69,6 +78,8 @@ async def operator_cleanup(memo: kopf.Memo, **_: Any) -> None:
     memo.client.close()
     if memo.metrics_runner is not None:
         await memo.metrics_runner.cleanup()
+    if memo.prometheus is not None:
+        await memo.prometheus.close()
 
 
 # A stable id: kopf keys its progress annotations by it, so renaming the function resets nothing.
@@ -99,6 +110,29 @@ async def rerankerdeployment_resync(
     except api.InvalidSpecError:
         return  # the reconcile handler has reported it; the timer must not repeat the Event
     await _reconcile(body, parsed, patch, memo, retry)
+
+
+@kopf.timer(naming.GROUP, naming.VERSION, naming.PLURAL, id="slo", interval=SLO_CHECK_S, idle=SLO_IDLE_S)
+async def rerankerdeployment_slo(
+    body: kopf.Body, spec: kopf.Spec, patch: kopf.Patch, memo: kopf.Memo, **_: Any
+) -> None:
+    """P95 and the warm-up's k-cap latency from Prometheus into status (SLOMet, SLOFeasible).
+
+    Without a Prometheus URL there is nothing to read. A failed query becomes an Unknown
+    condition saying why; the next tick tries again (no retry loop of its own).
+    """
+    if memo.prometheus is None:
+        return
+    try:
+        parsed = _validated(body, spec)
+    except api.InvalidSpecError:
+        return  # the reconcile handler has reported it
+    ref = ChildRef(cr_name=body.metadata["name"], namespace=body.metadata["namespace"])
+    try:
+        update = slo.measured(parsed, await memo.prometheus.read_slo(ref), _generation(body))
+    except PrometheusError as exc:
+        update = slo.unmeasured(str(exc), _generation(body))
+    _write_status(body, patch, update)
 
 
 @kopf.on.event(

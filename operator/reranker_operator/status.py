@@ -1,10 +1,11 @@
 """The RerankerDeployment status as a pure function of the spec, the plan and the observed children.
 
 Conditions follow the Kubernetes API conventions (type, status, reason, message,
-lastTransitionTime, observedGeneration); there is no phase string. Two writers share these
-functions: the reconcile handler (after applying children) and the Deployment watcher (when
-pods become ready). Degraded reasons that only a reconcile can judge (an invalid spec, a
-missing autoscaler) stay until the next reconcile clears them.
+lastTransitionTime, observedGeneration); there is no phase string. Three writers share these
+functions: the reconcile handler (after applying children), the Deployment watcher (when pods
+become ready) and the SLO timer (slo.py builds its conditions from what Prometheus reports).
+Each sets only its own conditions by type. Degraded reasons that only a reconcile can judge
+(an invalid spec, a missing autoscaler) stay until the next reconcile clears them.
 """
 
 from __future__ import annotations
@@ -22,7 +23,10 @@ PROGRESSING: Final = "Progressing"
 WARMED_UP: Final = "WarmedUp"
 DEGRADED: Final = "Degraded"
 AUTOSCALING: Final = "Autoscaling"
-CONDITION_ORDER: Final = (READY, PROGRESSING, WARMED_UP, DEGRADED, AUTOSCALING)
+# Written by the SLO timer from Prometheus (slo.py), never by the reconcile.
+SLO_MET: Final = "SLOMet"
+SLO_FEASIBLE: Final = "SLOFeasible"
+CONDITION_ORDER: Final = (READY, PROGRESSING, WARMED_UP, DEGRADED, AUTOSCALING, SLO_MET, SLO_FEASIBLE)
 
 INVALID_SPEC: Final = "InvalidSpec"
 CHILD_CONFLICT: Final = "ChildConflict"
@@ -36,12 +40,16 @@ START_FAILURE_REASONS: Final = frozenset({"CrashLoopBackOff", "CreateContainerCo
 
 @dataclass(frozen=True)
 class Verdict:
-    """A condition before it is stamped with times and generations."""
+    """A condition before it is stamped with times and generations; status None is Unknown."""
 
     type: str
-    status: bool
+    status: bool | None
     reason: str
     message: str
+
+    @property
+    def status_text(self) -> str:
+        return "Unknown" if self.status is None else str(self.status)
 
 
 @dataclass(frozen=True)
@@ -211,7 +219,7 @@ def stamp(
     before = {item.get("type"): item for item in previous}
     stamped: dict[str, dict[str, Any]] = {item["type"]: dict(item) for item in previous if item.get("type")}
     for verdict in verdicts:
-        status = "True" if verdict.status else "False"
+        status = verdict.status_text
         old = before.get(verdict.type)
         changed = old is None or old.get("status") != status
         condition: dict[str, Any] = {

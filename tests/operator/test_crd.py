@@ -139,8 +139,9 @@ def test_printer_columns_show_model_backend_readiness_replicas_slo_p95_and_age(c
     (version,) = crd["spec"]["versions"]
     columns = {column["name"]: column["jsonPath"] for column in version["additionalPrinterColumns"]}
     assert {"Model", "Backend", "Ready", "Replicas", "SLO-ms", "P95-ms", "Age"} <= set(columns)
+    assert columns["SLO-Met"] == '.status.conditions[?(@.type=="SLOMet")].status'
     for name, json_path in columns.items():
-        if name in {"Age", "Ready"}:
+        if name in {"Age", "Ready", "SLO-Met"}:
             continue
         node = schema
         for part in json_path.strip(".").split("."):
