@@ -1,0 +1,90 @@
+"""The server container of a rendered Deployment, run as a local process on loopback.
+
+The command, args and env are exactly what the operator renders; only what cannot exist outside
+a pod is swapped: the model id for the locally built test model, the cache and home paths for
+temporary directories, the host and ports for free loopback ones.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+import httpx
+
+from tests.autoscaling.prom import free_port
+
+READY_BUDGET_S: Final = 120.0
+
+
+@dataclass(frozen=True)
+class Server:
+    url: str
+    metrics_url: str
+    env: Mapping[str, str]
+    process: subprocess.Popen
+
+
+@contextlib.contextmanager
+def running_server(deployment: Mapping[str, Any], model_dir: Path, workdir: Path) -> Iterator[Server]:
+    """Start the rendered container and wait for its readiness probe; SIGTERM (then kill) on exit."""
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    env = {item["name"]: item["value"] for item in container["env"] if "value" in item}
+    port, metrics_port = free_port(), free_port()
+    swapped = {
+        "RERANKER_MODEL": str(model_dir),
+        "RERANKER_CACHE_DIR": str(workdir / "cache"),
+        "RERANKER_HOST": "127.0.0.1",
+        "RERANKER_PORT": str(port),
+        "RERANKER_METRICS_PORT": str(metrics_port),
+        "HOME": str(workdir / "home"),
+        "HF_HOME": str(workdir / "hf"),
+    }
+    assert set(swapped) <= set(env), "only variables the operator rendered may be swapped"
+    bin_dir = Path(sys.executable).parent
+    log = (workdir / "server.log").open("w")
+    process = subprocess.Popen(
+        [*container["command"], *container["args"]],
+        env={**env, **swapped, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"},
+        cwd=workdir,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    server = Server(
+        url=f"http://127.0.0.1:{port}",
+        metrics_url=f"http://127.0.0.1:{metrics_port}/metrics",
+        env={**env, **swapped},
+        process=process,
+    )
+    try:
+        _wait_ready(f"{server.url}{container['readinessProbe']['httpGet']['path']}", process, workdir)
+        yield server
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=30)
+        log.close()
+
+
+def _wait_ready(url: str, process: subprocess.Popen, workdir: Path) -> None:
+    deadline = time.monotonic() + READY_BUDGET_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(
+                f"the server exited with {process.returncode}: {(workdir / 'server.log').read_text()[-2000:]}"
+            )
+        with contextlib.suppress(httpx.TransportError):
+            if httpx.get(url, timeout=2.0).status_code == 200:
+                return
+        time.sleep(0.2)
+    raise AssertionError(f"{url} was not 200 within {READY_BUDGET_S:.0f} s")
