@@ -36,3 +36,4 @@ if ! command -v promtool >/dev/null 2>&1 || ! command -v prometheus >/dev/null 2
   $sudo_cmd systemctl stop prometheus >/dev/null 2>&1 || true
 fi
 promtool --version | head -1
+prometheus --version 2>&1 | head -1

@@ -355,7 +355,7 @@ def test_p95_is_computed_over_summed_buckets_of_one_deployment_and_reads_zero_wh
     series = f"reranker_request_duration_seconds_bucket{{{labels}}}"
     buckets = f"rate({series}[2m])"
     assert promql.p95_seconds("search", "minilm") == (
-        f"(histogram_quantile(0.95, sum by (le) ({buckets})) >= 0 or sum ({buckets}) * 0)"
+        f"(histogram_quantile(0.95, sum by (le) ({buckets})) >= 0 or sum({buckets}) * 0)"
     )
 
 

@@ -62,17 +62,17 @@ def p95(series: str, group_by: Sequence[str] = ()) -> str:
     remain different answers.
     """
     rate = f"rate({series}[{RATE_WINDOW}])"
-    quantile = f"histogram_quantile({QUANTILE:g}, sum by ({', '.join(('le', *group_by))}) ({rate}))"
-    return f"({quantile} >= 0 or {_sum(group_by)} ({rate}) * 0)"
+    quantile = f"histogram_quantile({QUANTILE:g}, {_sum(rate, ('le', *group_by))})"
+    return f"({quantile} >= 0 or {_sum(rate, group_by)} * 0)"
 
 
 def in_flight(series: str, group_by: Sequence[str] = ()) -> str:
     """Requests in flight (summed over the group), averaged over a minute of scrapes."""
-    return f"{_sum(group_by)} (avg_over_time({series}[{IN_FLIGHT_WINDOW}]))"
+    return _sum(f"avg_over_time({series}[{IN_FLIGHT_WINDOW}])", group_by)
 
 
-def _sum(group_by: Sequence[str]) -> str:
-    return f"sum by ({', '.join(group_by)})" if group_by else "sum"
+def _sum(inner: str, group_by: Sequence[str]) -> str:
+    return f"sum by ({', '.join(group_by)}) ({inner})" if group_by else f"sum({inner})"
 
 
 def p95_seconds(namespace: str, name: str) -> str:
