@@ -72,3 +72,57 @@ def servicemonitor_scrape_config(
         "static_configs": [{"targets": [target], "labels": discovered}],
         "relabel_configs": relabelings,
     }
+
+
+def pod_annotations_scrape_config(
+    *,
+    namespace: str,
+    pod_name: str,
+    pod_labels: Mapping[str, str],
+    pod_annotations: Mapping[str, str],
+    pod_ip: str,
+    scrape_interval: str,
+) -> dict[str, Any]:
+    """The prometheus-community chart's `kubernetes-pods` job, for one pod with these annotations.
+
+    That job keeps pods annotated prometheus.io/scrape: "true", scrapes prometheus.io/port and
+    prometheus.io/path on the pod IP, maps every pod label to a label (`labelmap`) and adds
+    namespace and pod: the labels the rendered queries select on, without a ServiceMonitor.
+    """
+    discovered = {
+        "__meta_kubernetes_namespace": namespace,
+        "__meta_kubernetes_pod_name": pod_name,
+        "__meta_kubernetes_pod_ip": pod_ip,
+        "__meta_kubernetes_pod_phase": "Running",
+        **{f"__meta_kubernetes_pod_label_{sanitize(key)}": value for key, value in pod_labels.items()},
+        **{
+            f"__meta_kubernetes_pod_annotation_{sanitize(key)}": value
+            for key, value in pod_annotations.items()
+        },
+    }
+    annotation = "__meta_kubernetes_pod_annotation_prometheus_io_"
+    return {
+        "job_name": "kubernetes-pods",
+        "honor_labels": True,
+        "scrape_interval": scrape_interval,
+        # The address is rebuilt from the annotations below; this one is never scraped as it is.
+        "static_configs": [{"targets": [f"{pod_ip}:1"], "labels": discovered}],
+        "relabel_configs": [
+            {"source_labels": [f"{annotation}scrape"], "action": "keep", "regex": "true"},
+            {"source_labels": [f"{annotation}path"], "target_label": "__metrics_path__", "regex": "(.+)"},
+            {
+                "source_labels": [f"{annotation}port", "__meta_kubernetes_pod_ip"],
+                "regex": r"(\d+);((([0-9]+?)(\.|$)){4})",
+                "replacement": "$2:$1",
+                "target_label": "__address__",
+            },
+            {"action": "labelmap", "regex": "__meta_kubernetes_pod_label_(.+)"},
+            {"source_labels": ["__meta_kubernetes_namespace"], "target_label": "namespace"},
+            {"source_labels": ["__meta_kubernetes_pod_name"], "target_label": "pod"},
+            {
+                "source_labels": ["__meta_kubernetes_pod_phase"],
+                "regex": "Pending|Succeeded|Failed|Completed",
+                "action": "drop",
+            },
+        ],
+    }

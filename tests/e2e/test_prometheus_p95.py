@@ -39,13 +39,14 @@ from tests.autoscaling.hpa import TOLERANCE, Autoscaler
 from tests.autoscaling.load import Result, drive, p95
 from tests.autoscaling.prom import Prometheus, running_prometheus
 from tests.autoscaling.rendering import ADAPTER_ONLY, ROOT, children, cr
-from tests.autoscaling.scrape import servicemonitor_scrape_config
+from tests.autoscaling.scrape import pod_annotations_scrape_config, servicemonitor_scrape_config
 from tests.autoscaling.server import Server, running_server
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
 NAME, NAMESPACE = "minilm", "search"
-POD = f"{NAME}-6d5f7c9b8-x2x9z"
+POD_TEMPLATE_HASH = "6d5f7c9b8"
+POD = f"{NAME}-{POD_TEMPLATE_HASH}-x2x9z"
 K_CAP, MAX_LENGTH = 100, 128
 SERVING_SPEC: Final = {
     "model": {"id": "cross-encoder/ms-marco-MiniLM-L-6-v2", "maxLength": MAX_LENGTH},
@@ -82,6 +83,7 @@ class Run:
 
     prometheus: Prometheus
     server: Server
+    primers: int
     light: list[Result]
     heavy: list[Result]
     over_cap: list[Result]
@@ -132,7 +134,7 @@ def run(test_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
         scrape = servicemonitor_scrape_config(
             serving["ServiceMonitor"],
             pod_name=POD,
-            pod_labels={**template["metadata"]["labels"], "pod-template-hash": "6d5f7c9b8"},
+            pod_labels={**template["metadata"]["labels"], "pod-template-hash": POD_TEMPLATE_HASH},
             container=template["spec"]["containers"][0]["name"],
             target=target,
             scrape_interval=f"{SCRAPE_INTERVAL_S}s",
@@ -175,7 +177,9 @@ def drive_load(prometheus: Prometheus, server: Server) -> Run:
     assert heavy_scraped - started < RUN_LIMIT_S, (
         "the load outlasted the 2m rate window: the machine is overloaded"
     )
-    return Run(prometheus, server, light, heavy, over_cap, started, light_scraped, heavy_scraped)
+    return Run(
+        prometheus, server, len(primers), light, heavy, over_cap, started, light_scraped, heavy_scraped
+    )
 
 
 def bucket_edges(prometheus: Prometheus) -> list[float]:
@@ -327,3 +331,36 @@ def test_the_operator_reads_the_same_p95_and_the_warm_up_k_cap_latency(run):
     update = slo.measured(spec, reading, generation=1).applied_to({}, "2026-01-01T00:00:00Z")
     (met, _) = update["conditions"]
     assert (met["type"], met["status"], met["reason"]) == ("SLOMet", "False", "AboveSLO")
+
+
+def test_the_pod_annotations_label_series_for_the_same_queries_without_a_servicemonitor(run, tmp_path):
+    """Scrape configs without the Prometheus Operator find the pod by its annotations."""
+    template = children(cr(NAME, SERVING_SPEC, NAMESPACE))["Deployment"]["spec"]["template"]
+    annotations = template["metadata"]["annotations"]
+    (container,) = template["spec"]["containers"]
+    metrics_port = next(port for port in container["ports"] if port["name"] == "metrics")["containerPort"]
+    assert annotations["prometheus.io/port"] == str(metrics_port)
+    scrape = pod_annotations_scrape_config(
+        namespace=NAMESPACE,
+        pod_name=POD,
+        pod_labels={**template["metadata"]["labels"], "pod-template-hash": POD_TEMPLATE_HASH},
+        # The pod's port 9090 is a free loopback port here; everything else is as rendered.
+        pod_annotations={**annotations, "prometheus.io/port": run.server.env["RERANKER_METRICS_PORT"]},
+        pod_ip="127.0.0.1",
+        scrape_interval=f"{SCRAPE_INTERVAL_S}s",
+    )
+    config = {"global": {"scrape_interval": f"{SCRAPE_INTERVAL_S}s"}, "scrape_configs": [scrape]}
+    with running_prometheus(config, tmp_path) as prometheus:
+        keda_p95, _ = keda_queries(run)
+        # Two scrapes of counters that no longer move: the deployment is idle, and reads 0, not NaN.
+        idle = prometheus.wait_for(lambda: prometheus.query(keda_p95), "two scrapes for rate()")
+        answered = requests_scraped(prometheus)
+        discovered = {
+            metric: prometheus.series(rule["seriesQuery"]) for metric, rule in adapter_rules().items()
+        }
+    assert [float(sample["value"][1]) for sample in idle] == [0.0]
+    assert answered == run.primers + len(run.light) + len(run.heavy) + len(run.over_cap)
+    assert {
+        (item["namespace"], item[promql.INSTANCE_LABEL]) for item in discovered[promql.HPA_P95_METRIC]
+    } == {(NAMESPACE, NAME)}
+    assert {item[promql.POD_LABEL] for item in discovered[promql.HPA_IN_FLIGHT_METRIC]} == {POD}
