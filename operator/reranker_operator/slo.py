@@ -17,11 +17,11 @@ from reranker_operator.status import SLO_FEASIBLE, SLO_MET, StatusUpdate, Verdic
 
 def measured(spec: RerankerDeploymentSpec, reading: SLOReading, generation: int | None) -> StatusUpdate:
     """Status fields and both conditions from one Prometheus reading."""
+    kcap = reading.kcap_latency_seconds
     fields = {
+        # Idle (0) or unscraped (None): no latency to show; "0 ms" would read as a fast service.
         "p95Milliseconds": _milliseconds(reading.p95_seconds) if reading.p95_seconds else None,
-        "kCapLatencyMilliseconds": _milliseconds(reading.kcap_latency_seconds)
-        if reading.kcap_latency_seconds is not None
-        else None,
+        "kCapLatencyMilliseconds": _milliseconds(kcap) if kcap is not None else None,
     }
     verdicts = (slo_met(spec, reading.p95_seconds), slo_feasible(spec, reading.kcap_latency_seconds))
     return StatusUpdate(fields=fields, verdicts=verdicts, generation=generation)
