@@ -153,3 +153,14 @@ def only(config: BenchConfig, keys: str) -> BenchConfig:
         for block in config.blocks
     )
     return replace(config, blocks=tuple(block for block in blocks if block.contenders))
+
+
+def select_blocks(config: BenchConfig, names: list[str]) -> BenchConfig:
+    """Only the blocks named `model:max_length` (all when none are named)."""
+    if not names:
+        return config
+    known = {f"{block.model}:{block.max_length}": block for block in config.blocks}
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise SystemExit(f"unknown block(s) {unknown}; known: {sorted(known)}")
+    return replace(config, blocks=tuple(known[name] for name in names))

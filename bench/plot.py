@@ -73,6 +73,7 @@ def _concurrency_panel(ax: Any, levels: list[dict[str, Any]]) -> None:
                     xytext=(4, 4),
                 )
     ax.set_xscale("log", base=2)
+    ax.set_xticks([1, 4, 16], ["1", "4", "16"])
     ax.set_yscale("log")
     ax.set_xlabel("concurrent clients (each k=10)")
     ax.set_ylabel("throughput, pairs/s")
@@ -127,7 +128,7 @@ def plot(results: dict[str, Any], path: Path) -> None:
     _concurrency_panel(flat[4], results.get("concurrency") or [])
     _shapes_panel(flat[5], [c for c in cells if c["model"] != "minilm-l6-h384"])
     handles, labels = flat[0].get_legend_handles_labels()
-    figure.legend(handles, labels, loc="upper center", ncol=4, fontsize=9)
+    figure.legend(handles, labels, loc="upper center", ncol=4, fontsize=9, bbox_to_anchor=(0.5, 0.965))
     machine = results["machine"]
     figure.suptitle(
         f"kube-reranker vs the usual CPU recipes: {machine['model_name']}, "
@@ -136,7 +137,7 @@ def plot(results: dict[str, Any], path: Path) -> None:
         f"SGEMM {machine.get('measured_sgemm_gflops')} GFLOP/s measured)",
         y=0.995,
     )
-    figure.tight_layout(rect=(0, 0, 1, 0.95))
+    figure.tight_layout(rect=(0, 0, 1, 0.93))
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=110)
     plt.close(figure)

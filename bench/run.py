@@ -16,6 +16,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from bench import config as bench_config
@@ -107,6 +108,19 @@ def build_results(
     return results
 
 
+def print_tables(results: dict[str, Any]) -> None:
+    print("\n" + latency_table(results["cells"]))
+    print("\n" + gflops_table(results["cells"], results["machine"]))
+    print("\n" + targets_table(results["targets"]))
+    print(f"\nother tenants' CPU while timing: {results['noise']}")
+
+
+def replot(path: Path) -> None:
+    results = json.loads(path.read_text())
+    plot(results, path.with_suffix(".png") if path.stem != "results" else path.with_name("latency.png"))
+    print_tables(results)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -115,8 +129,22 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--contenders", default="ABCD", help="subset of contenders to run, e.g. AB while the server is down"
     )
+    parser.add_argument(
+        "--block",
+        action="append",
+        default=[],
+        metavar="MODEL:L",
+        help="rerun only this block, e.g. minilm-l6-h384:512 (repeatable); writes results-<block>.json",
+    )
+    parser.add_argument(
+        "--replot", metavar="RESULTS_JSON", help="only redraw the PNG and tables of a results file"
+    )
     args = parser.parse_args(argv)
+    if args.replot:
+        replot(Path(args.replot))
+        return
     config = bench_config.only(bench_config.quick() if args.quick else bench_config.full(), args.contenders)
+    config = bench_config.select_blocks(config, args.block)
     # The orchestrator tokenises too (lengths for padding/FLOPs): same pool size as the contenders.
     os.environ["RAYON_NUM_THREADS"] = str(config.threads)
     out_dir = config.results_dir / "raw" if args.quick else config.results_dir
@@ -162,13 +190,12 @@ def main(argv: list[str] | None = None) -> None:
         },
     )
     out_dir.mkdir(parents=True, exist_ok=True)
-    name = "quick" if args.quick else "results"
+    name = "quick" if args.quick else "results" + "".join(f"-{b.replace(':', '-L')}" for b in args.block)
     (out_dir / f"{name}.json").write_text(json.dumps(results, indent=1) + "\n")
-    plot(results, out_dir / ("quick.png" if args.quick else "latency.png"))
-    print("\n" + latency_table(results["cells"]))
-    print("\n" + gflops_table(results["cells"], machine))
-    print("\n" + targets_table(results["targets"]))
-    print(f"\nother tenants' CPU while timing: {noise}")
+    plot(
+        results, out_dir / ("quick.png" if args.quick else "latency.png" if not args.block else f"{name}.png")
+    )
+    print_tables(results)
     say(f"wrote {out_dir / (name + '.json')}")
 
 
