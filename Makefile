@@ -45,8 +45,9 @@ crds: $(STAMP) ## regenerate the CRD from the typed API (crds/ and the chart's c
 	$(BIN)/reranker-operator crd > crds/rerankerdeployments.kube-reranker.io.yaml
 	cp crds/rerankerdeployments.kube-reranker.io.yaml charts/kube-reranker/crds/
 
-docs: $(STAMP) ## regenerate the chart README's values table from values.yaml comments
+docs: $(STAMP) ## regenerate the chart's values table and prometheus-adapter snippet
 	$(BIN)/python scripts/gen-chart-docs.py
+	$(BIN)/reranker-operator adapter-values > charts/kube-reranker/docs/prometheus-adapter-values.yaml
 
 clean: ## remove the venv and build outputs
 	rm -rf $(VENV) build .pytest_cache .ruff_cache
