@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from bench.stats import rounded_json
 
 
 def ranks(values: Sequence[float]) -> np.ndarray:
@@ -51,9 +53,7 @@ class Fidelity:
     reference_logit_std: float
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            key: round(value, 5) if isinstance(value, float) else value for key, value in asdict(self).items()
-        }
+        return rounded_json(self, 5)
 
 
 def compare(reference: Sequence[float], candidate: Sequence[float], groups: Sequence[int]) -> Fidelity:

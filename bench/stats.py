@@ -14,6 +14,14 @@ from typing import Any
 import numpy as np
 
 
+def rounded_json(record: Any, digits: int) -> dict[str, Any]:
+    """A dataclass as JSON with its floats rounded: results files keep the digits that mean something."""
+    return {
+        key: round(value, digits) if isinstance(value, float) else value
+        for key, value in asdict(record).items()
+    }
+
+
 @dataclass(frozen=True)
 class LatencySummary:
     n: int
@@ -26,9 +34,7 @@ class LatencySummary:
     pairs_per_s: float
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            key: round(value, 5) if isinstance(value, float) else value for key, value in asdict(self).items()
-        }
+        return rounded_json(self, 5)
 
 
 @dataclass(frozen=True)
@@ -43,9 +49,7 @@ class RatioSummary:
     max: float
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            key: round(value, 4) if isinstance(value, float) else value for key, value in asdict(self).items()
-        }
+        return rounded_json(self, 4)
 
 
 def summarize(seconds: Sequence[float], pairs_per_request: int) -> LatencySummary:
