@@ -69,6 +69,11 @@ def render_text(*values_files: Path, settings: tuple[str, ...] = (), extra: tupl
     return _render_text(tuple(values_files), settings, extra)
 
 
+def template_text(template: str, *values_files: Path) -> str:
+    """One template's rendered YAML, for what parsing drops: its comments and their order."""
+    return render_text(*values_files, extra=("--show-only", template))
+
+
 def one(objects: list[dict], kind: str, name: str | None = None) -> dict:
     """The single object of this kind (and name); fails loudly when there is none or several."""
     found = [o for o in objects if o["kind"] == kind and name in (None, o["metadata"]["name"])]

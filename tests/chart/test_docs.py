@@ -33,6 +33,25 @@ def load_generator() -> ModuleType:
     return module
 
 
+def check_docs(chart: Path = CHART) -> subprocess.CompletedProcess[str]:
+    """The generator's drift check (`--check`) over `chart`, as CI runs it."""
+    return subprocess.run(
+        [sys.executable, str(GENERATOR), "--check", "--chart", str(chart)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.fixture
+def chart_copy(tmp_path: Path) -> Path:
+    """A copy of the chart whose values.yaml a test may edit."""
+    chart = tmp_path / "chart"
+    shutil.copytree(CHART, chart)
+    return chart
+
+
 def adapter_rules() -> list[dict]:
     return yaml.safe_load(ADAPTER_VALUES.read_text())["rules"]["custom"]
 
@@ -43,37 +62,24 @@ def test_values_yaml_starts_with_the_schema_modeline() -> None:
 
 
 def test_chart_readme_values_table_matches_values_yaml() -> None:
-    result = subprocess.run(
-        [sys.executable, str(GENERATOR), "--check"], capture_output=True, text=True, timeout=60, check=False
-    )
+    result = check_docs()
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_the_generator_reports_drift_and_undocumented_keys(tmp_path: Path) -> None:
-    """Guards the drift check: a stale table and an undocumented key each make it fail."""
-    chart = tmp_path / "chart"
-    shutil.copytree(CHART, chart)
-    values = chart / "values.yaml"
+def test_the_drift_check_fails_on_a_stale_table_showing_the_missing_row(chart_copy: Path) -> None:
+    values = chart_copy / "values.yaml"
     values.write_text(
         values.read_text().replace("replicas: 1\n", "replicas: 1\n  # -- Added.\n  added: 1\n", 1)
     )
-    stale = subprocess.run(
-        [sys.executable, str(GENERATOR), "--check", "--chart", str(chart)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    stale = check_docs(chart_copy)
     assert stale.returncode == 1
     assert "+| `operator.added` | int | `1` | Added. |" in stale.stdout
-    values.write_text(values.read_text().replace("  # -- Added.\n", ""))
-    undocumented = subprocess.run(
-        [sys.executable, str(GENERATOR), "--check", "--chart", str(chart)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+
+
+def test_the_drift_check_fails_on_an_undocumented_key_naming_it(chart_copy: Path) -> None:
+    values = chart_copy / "values.yaml"
+    values.write_text(values.read_text().replace("replicas: 1\n", "replicas: 1\n  added: 1\n", 1))
+    undocumented = check_docs(chart_copy)
     assert undocumented.returncode == 1
     assert "values.yaml keys without a '# --' comment: operator.added" in undocumented.stderr
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.chart.rendering import CHART, CI_VALUES, NAMESPACE, RELEASE, helm, kn, render
+from tests.chart.rendering import CHART, CI_VALUES, kn, render, template_text
 
 try:
     from reranker_operator import permissions
@@ -93,17 +93,7 @@ def test_every_declared_permission_is_granted_somewhere_in_some_mode() -> None:
 
 def test_rules_sit_under_the_comment_of_their_declared_purpose() -> None:
     """`# Framework:` and `# Application:` comments in the rendered RBAC match permissions.purpose."""
-    text = helm(
-        "template",
-        RELEASE,
-        CHART,
-        "--namespace",
-        NAMESPACE,
-        "--show-only",
-        "templates/rbac.yaml",
-        "--values",
-        CI_VALUES[2],
-    )
+    text = template_text("templates/rbac.yaml", CI_VALUES[2])
     purpose_by_grant: dict[tuple[str, str], str] = {}
     current = None
     lines = text.splitlines()

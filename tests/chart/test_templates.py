@@ -8,7 +8,18 @@ import re
 import pytest
 import yaml
 
-from tests.chart.rendering import CHART, CI_VALUES, NAMESPACE, RELEASE, HelmError, helm, kn, one, render
+from tests.chart.rendering import (
+    CHART,
+    CI_VALUES,
+    NAMESPACE,
+    RELEASE,
+    HelmError,
+    helm,
+    kn,
+    one,
+    render,
+    template_text,
+)
 
 CHART_META = yaml.safe_load((CHART / "Chart.yaml").read_text())
 APP_VERSION = CHART_META["appVersion"]
@@ -38,20 +49,6 @@ def operator_container(*values_files, settings=()) -> dict:
 
 def env_of(container: dict) -> dict[str, str]:
     return {e["name"]: e.get("value") for e in container["env"]}
-
-
-def rules_text(*values_files) -> str:
-    values_args = (arg for f in values_files for arg in ("--values", str(f)))
-    return helm(
-        "template",
-        RELEASE,
-        CHART,
-        "--namespace",
-        NAMESPACE,
-        "--show-only",
-        "templates/rbac.yaml",
-        *values_args,
-    )
 
 
 # -- operator Deployment -------------------------------------------------------------------------------
@@ -225,7 +222,7 @@ def test_no_rule_grants_a_wildcard(values_file) -> None:
 
 
 def test_rules_are_grouped_under_framework_and_application_comments() -> None:
-    text = rules_text()
+    text = template_text("templates/rbac.yaml")
     assert "# Framework:" in text
     assert "# Application:" in text
 
