@@ -8,6 +8,7 @@ status follow. The queries it receives must be the exact strings the autoscaler 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from reranker_operator import api
@@ -40,8 +41,10 @@ async def prometheus(cluster, monkeypatch) -> AsyncIterator[FakePrometheus]:
         yield fake
 
 
-def slo_met(cluster) -> dict:
-    return condition(cluster, "minilm", "SLOMet")
+async def condition_becomes(cluster, kind: str, status: str) -> dict[str, Any]:
+    """The CR's `kind` condition once its status is `status`: the SLO timer's next ticks set it."""
+    await eventually(lambda: condition(cluster, "minilm", kind).get("status") == status, within=300)
+    return condition(cluster, "minilm", kind)
 
 
 async def test_slo_met_follows_the_p95_that_prometheus_reports(
@@ -50,17 +53,15 @@ async def test_slo_met_follows_the_p95_that_prometheus_reports(
     prometheus.answers |= {P95: 0.12, KCAP: 0.08}
     async with running_operator():
         await create(cluster, make_cr("minilm", SPEC))
-        await eventually(lambda: slo_met(cluster).get("status") == "True", within=300)
-        under = slo_met(cluster)
+        under = await condition_becomes(cluster, "SLOMet", "True")
         assert cr_status(cluster, "minilm")["p95Milliseconds"] == 120
 
         prometheus.answers[P95] = 0.45
-        await eventually(lambda: slo_met(cluster).get("status") == "False", within=300)
-        over = slo_met(cluster)
+        over = await condition_becomes(cluster, "SLOMet", "False")
         assert cr_status(cluster, "minilm")["p95Milliseconds"] == 450
 
         prometheus.answers[P95] = 0.2
-        await eventually(lambda: slo_met(cluster).get("status") == "True", within=300)
+        await condition_becomes(cluster, "SLOMet", "True")
     assert (under["reason"], under["message"]) == ("WithinSLO", "P95 120 ms over the last 2m, SLO 300 ms")
     assert over["reason"] == "AboveSLO"
     assert over["message"].startswith("P95 450 ms over the last 2m exceeds the 300 ms SLO")
@@ -73,7 +74,7 @@ async def test_the_operator_asks_for_the_p95_the_autoscaler_and_the_alerts_use(
     prometheus.answers |= {P95: 0.12, KCAP: 0.08}
     async with running_operator():
         await create(cluster, make_cr("minilm", SPEC))
-        await eventually(lambda: slo_met(cluster).get("status") == "True", within=300)
+        await condition_becomes(cluster, "SLOMet", "True")
     ref, spec = ChildRef("minilm", NAMESPACE), api.parse_spec(SPEC)
     (keda_p95, _) = build_scaledobject(spec, ref, prometheus_url=prometheus.url)["spec"]["triggers"]
     (group,) = build_prometheusrule(spec, ref)["spec"]["groups"]
@@ -89,10 +90,7 @@ async def test_an_slo_that_one_k_cap_request_already_misses_says_what_to_change(
     prometheus.answers |= {P95: 0.9, KCAP: 0.85}
     async with running_operator():
         await create(cluster, make_cr("minilm", SPEC))
-        await eventually(
-            lambda: condition(cluster, "minilm", "SLOFeasible").get("status") == "False", within=300
-        )
-    infeasible = condition(cluster, "minilm", "SLOFeasible")
+        infeasible = await condition_becomes(cluster, "SLOFeasible", "False")
     assert infeasible["reason"] == "KCapSlowerThanSLO"
     assert infeasible["message"] == (
         "SLO 300 ms, measured 850 ms at k=100 on cpu: lower maxCandidates or maxLength, use int8 or gpu"
@@ -106,10 +104,9 @@ async def test_a_failing_prometheus_makes_the_slo_unknown_and_says_why(
     prometheus.answers |= {P95: 0.12, KCAP: 0.08}
     async with running_operator():
         await create(cluster, make_cr("minilm", SPEC))
-        await eventually(lambda: slo_met(cluster).get("status") == "True", within=300)
+        await condition_becomes(cluster, "SLOMet", "True")
         prometheus.failing = True
-        await eventually(lambda: slo_met(cluster).get("status") == "Unknown", within=300)
-    unknown = slo_met(cluster)
+        unknown = await condition_becomes(cluster, "SLOMet", "Unknown")
     assert unknown["reason"] == "PrometheusUnavailable"
     assert "503" in unknown["message"]
     assert "TSDB not ready" in unknown["message"]
@@ -121,7 +118,7 @@ async def test_a_deployment_prometheus_does_not_scrape_is_reported_as_no_metrics
 ):
     async with running_operator():
         await create(cluster, make_cr("minilm", SPEC))
-        await eventually(lambda: slo_met(cluster).get("status") == "Unknown", within=300)
-    assert slo_met(cluster)["reason"] == "NoMetrics"
-    assert "check that it scrapes the pods" in slo_met(cluster)["message"]
+        no_metrics = await condition_becomes(cluster, "SLOMet", "Unknown")
+    assert no_metrics["reason"] == "NoMetrics"
+    assert "check that it scrapes the pods" in no_metrics["message"]
     assert condition(cluster, "minilm", "SLOFeasible")["reason"] == "NotMeasured"
