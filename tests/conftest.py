@@ -1,7 +1,9 @@
-"""Fixtures shared by every test area."""
+"""Fixtures and process helpers shared by every test area."""
 
 from __future__ import annotations
 
+import socket
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -23,3 +25,20 @@ def test_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     shape = ModelShape(layers=TEST_MODEL_LAYERS, hidden=TEST_MODEL_HIDDEN, seed=TEST_MODEL_SEED)
     return make_test_model(tmp_path_factory.mktemp("test-model"), shape)
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on now, for a process a test starts (the kernel picks it)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def stop_process(process: subprocess.Popen, *, grace_s: float) -> None:
+    """SIGTERM, then SIGKILL after `grace_s`: a hung child must not outlive (or hang) the test run."""
+    process.terminate()
+    try:
+        process.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=30)

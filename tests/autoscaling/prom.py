@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -15,14 +14,9 @@ import httpx
 import yaml
 
 from tests.autoscaling.tools import binary
+from tests.conftest import free_port, stop_process
 
 START_BUDGET_S: Final = 60.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass(frozen=True)
@@ -110,12 +104,7 @@ def running_prometheus(config: Mapping[str, Any], workdir: Path) -> Iterator[Pro
         prometheus.wait_for(lambda: _ready(prometheus.url), "prometheus /-/ready", START_BUDGET_S)
         yield prometheus
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=30)
+        stop_process(process, grace_s=30)
         log.close()
 
 

@@ -19,7 +19,7 @@ from typing import Any, Final
 
 import httpx
 
-from tests.autoscaling.prom import free_port
+from tests.conftest import free_port, stop_process
 
 READY_BUDGET_S: Final = 120.0
 
@@ -67,12 +67,7 @@ def running_server(deployment: Mapping[str, Any], model_dir: Path, workdir: Path
         _wait_ready(f"{server.url}{container['readinessProbe']['httpGet']['path']}", process, workdir)
         yield server
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=30)
+        stop_process(process, grace_s=60)
         log.close()
 
 

@@ -4,7 +4,6 @@ reranker-server and fails, saying why, when the endpoint is not one."""
 from __future__ import annotations
 
 import importlib.util
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -14,6 +13,7 @@ from types import ModuleType
 import pytest
 
 from tests.chart.rendering import CHART
+from tests.conftest import free_port, stop_process
 
 SCRIPT = CHART / "files" / "check_endpoint.py"
 SERVER = Path(sys.executable).parent / "reranker-server"
@@ -26,12 +26,6 @@ def load_script() -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def run_check(url: str, timeout_s: float) -> subprocess.CompletedProcess[str]:
@@ -116,12 +110,7 @@ def reranker_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+        stop_process(process, grace_s=30)
 
 
 @pytest.mark.slow

@@ -3,23 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 
 import aiohttp
 import pytest
 from kopf.testing import KopfRunner
 from reranker_operator import cli, config
 
+from tests.conftest import free_port
 from tests.operator.conftest import DEPLOYMENTS, eventually, live
 from tests.operator.test_loop import MINILM, create, peers, serve_peering
 
 pytestmark = pytest.mark.timeout(90)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 async def get_text(url: str) -> tuple[int, str]:
