@@ -19,6 +19,7 @@ from typing import Any, Final, TypeVar
 
 from fastapi import APIRouter, FastAPI, Request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest, start_http_server
+from pydantic import BaseModel
 from starlette.responses import Response
 
 from reranker_server import __doc__ as package_doc
@@ -263,8 +264,11 @@ async def rerank(
     return Outcome(scored=scored, documents=documents, received=received)
 
 
-def json_response(body: bytes, headers: dict[str, str]) -> Response:
-    return Response(body, media_type=JSON_MEDIA_TYPE, headers=headers)
+def json_response(response: BaseModel, headers: dict[str, str]) -> Response:
+    """Fields left unset (`text`, `document` when not asked for) are omitted, as TEI and Cohere omit them."""
+    return Response(
+        response.model_dump_json(exclude_none=True).encode(), media_type=JSON_MEDIA_TYPE, headers=headers
+    )
 
 
 tei_router = APIRouter(tags=["text-embeddings-inference"])
@@ -288,7 +292,7 @@ async def rerank_tei(body: TEIRerankRequest, request: Request) -> Response:
     response = TEIRerankResponse.build(
         outcome.scored.logits, outcome.documents, raw_scores=body.raw_scores, return_text=body.return_text
     )
-    return json_response(response.model_dump_json(exclude_none=True).encode(), outcome.headers())
+    return json_response(response, outcome.headers())
 
 
 async def rerank_cohere(body: RerankRequest, request: Request, *, api_version: str) -> Response:
@@ -304,7 +308,7 @@ async def rerank_cohere(body: RerankRequest, request: Request, *, api_version: s
         tokens=outcome.scored.tokens,
         api_version=api_version,
     )
-    return json_response(response.model_dump_json(exclude_none=True).encode(), outcome.headers())
+    return json_response(response, outcome.headers())
 
 
 @cohere_router.post(
