@@ -86,7 +86,7 @@ class ModelStore:
         if fused:
             graph = fused
         if quantize == "int8":
-            graph = self.quantized_graph(model, graph)
+            graph = self.quantized_graph(model, graph, tokenizer, config)
         return ModelFiles(
             name=model,
             revision=resolved_revision,
@@ -199,14 +199,21 @@ class ModelStore:
             return None
         return target / GRAPH_NAME
 
-    def quantized_graph(self, model: str, graph: Path) -> Path:
-        """The int8 version of `graph`, cached apart from fp32 under a key of the fp32 graph."""
-        from reranker_server.quantize import quantize_int8
+    def quantized_graph(self, model: str, graph: Path, tokenizer: Path, config: dict[str, Any]) -> Path:
+        """The int8 version of `graph`, cached apart from fp32 under a key of the fp32 graph and recipe."""
+        from reranker_server.engine import effective_max_length
+        from reranker_server.quantize import CALIBRATION_MAX_LENGTH, RECIPE, quantize_int8
 
-        target = self.cache_dir / "int8" / cache_key(model, graph.parent, [graph])
+        target = self.cache_dir / "int8" / cache_key(model, graph.parent, [graph], salt=RECIPE)
         if not (target / GRAPH_NAME).is_file():
             log.info("quantising %s to int8 once into %s", graph, target)
-        build_atomically(target, lambda scratch: quantize_int8(graph, scratch / GRAPH_NAME))
+        max_length = effective_max_length(config, CALIBRATION_MAX_LENGTH)
+        build_atomically(
+            target,
+            lambda scratch: quantize_int8(
+                graph, scratch / GRAPH_NAME, tokenizer=tokenizer, max_length=max_length
+            ),
+        )
         return target / GRAPH_NAME
 
 
@@ -253,13 +260,15 @@ def weight_files(directory: Path) -> list[Path]:
     )
 
 
-def cache_key(model: str, directory: Path, files: list[Path]) -> str:
+def cache_key(model: str, directory: Path, files: list[Path], salt: str = "") -> str:
     """A readable, collision-safe cache name: the model's name plus a digest of what built it.
 
     The digest covers the source's path, sizes and modification times: cheap on multi-GB weights,
-    and a changed checkpoint or a new hub snapshot (its path holds the commit) gets a new key.
+    and a changed checkpoint or a new hub snapshot (its path holds the commit) gets a new key. `salt`
+    names how the artefact is built, so a new recipe never reuses an older recipe's output.
     """
     digest = hashlib.sha256(str(directory.resolve()).encode())
+    digest.update(salt.encode())
     for path in files:
         stat = path.stat()
         digest.update(f"{path.name}:{stat.st_size}:{stat.st_mtime_ns}".encode())
