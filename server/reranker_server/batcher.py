@@ -2,10 +2,13 @@
 
     event loop --submit--> intake --[tokeniser thread]--> rounds --[inference thread]--> futures
 
-The tokeniser thread gathers requests for up to `max_wait_s` (or until a token budget's worth is
-waiting), tokenises them, sorts all their pairs by length and cuts padded micro-batches. The
-inference thread runs those micro-batches and routes each score back to its request. While one
-round runs, the next is tokenised: both halves release the GIL, so they overlap.
+The tokeniser thread gathers requests, tokenises them, sorts all their pairs by length and cuts
+padded micro-batches. The inference thread runs those micro-batches and routes each score back to
+its request. While one round runs, the next is tokenised: both halves release the GIL, so they
+overlap. A request that finds the model idle goes at once; while the model is busy, the next round
+stays open up to `max_wait_s` (or until a token budget's worth is waiting) for companions, since
+they would wait for the model anyway. Holding a lone request back would only add idle time: 5 ms
+on a 50 ms int8 request of ten snippets.
 
 Every request carries a deadline. Expired requests are answered before they touch the model;
 a request whose tokenisation or inference fails is answered alone, its companions are not.
@@ -105,6 +108,7 @@ class Batcher:
         self._account_lock = threading.Lock()
         self._queued_tokens = 0
         self._stopping = False
+        self._inferring = False
         self._threads: list[threading.Thread] = []
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -225,15 +229,19 @@ class Batcher:
 
     # -- tokeniser thread ------------------------------------------------------------------------
 
+    def _model_busy(self) -> bool:
+        """Whether a round is running or ready to run (callers hold `_wakeup`)."""
+        return self._inferring or not self._rounds.empty()
+
     def _gather(self) -> list[Job] | None:
-        """Wait for work, hold the batch open up to max_wait_s, take at most a budget's worth."""
+        """Wait for work; while the model is busy, hold the batch open up to max_wait_s for more."""
         with self._wakeup:
             while not self._intake and not self._stopping:
                 self._wakeup.wait()
             if not self._intake:
                 return None
             close_at = self._intake[0].submitted + self.max_wait_s
-            while self._intake_tokens < self.max_batch_tokens and not self._stopping:
+            while self._intake_tokens < self.max_batch_tokens and not self._stopping and self._model_busy():
                 remaining = close_at - self.clock()
                 if remaining <= 0:
                     break
@@ -309,8 +317,17 @@ class Batcher:
 
     def _inference_loop(self) -> None:
         while (batches := self._rounds.get()) is not None:
+            self._set_inferring(True)
             for batch in batches:
                 self._run(batch)
+            self._set_inferring(False)
+
+    def _set_inferring(self, inferring: bool) -> None:
+        """Flag the model busy or idle; going idle wakes the tokeniser to dispatch what waits."""
+        with self._wakeup:
+            self._inferring = inferring
+            if not inferring:
+                self._wakeup.notify_all()
 
     def _run(self, batch: MicroBatch) -> None:
         now = self.clock()

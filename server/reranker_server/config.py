@@ -113,7 +113,7 @@ OPTIONS: Final[tuple[Option, ...]] = (
         "max_batch_tokens",
         "token budget of one ONNX Runtime call: pairs x padded length (quadratic past 256 tokens)",
     ),
-    Option("max_batch_wait_ms", "how long the batcher holds a batch open for companions"),
+    Option("max_batch_wait_ms", "while the model is busy, how long the next batch stays open for companions"),
     Option("latency_slo_ms", "P95 latency objective; the request timeout derives from it"),
     Option("request_timeout_ms", "per-request deadline (0 = 4 x the latency SLO)"),
     Option("warmup_requests", "warm-up passes over the production shapes before /ready turns 200"),

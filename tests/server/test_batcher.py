@@ -40,12 +40,9 @@ async def make_batcher() -> AsyncIterator[Callable[..., Batcher]]:
         await asyncio.to_thread(batcher.stop, 10.0)
 
 
-class PoisonedEngine(Engine):
+class PoisonedEngine(GatedEngine):
     """The real model, except that one marker passage tokenises to an id outside the vocabulary:
     ONNX Runtime then fails the whole call its pair is in, as it would on a corrupt input."""
-
-    def __init__(self, engine: Engine) -> None:
-        super().__init__(engine.files, backend="cpu", max_length=engine.max_length, threads=1)
 
     def encode(
         self, query: str, documents: Sequence[str], max_tokens_per_doc: int | None = None
@@ -57,6 +54,13 @@ class PoisonedEngine(Engine):
         return pairs
 
 
+async def hold_model_busy(batcher: Batcher, engine: GatedEngine) -> asyncio.Task:
+    """A request the gated model is running: what is submitted now queues up into one round."""
+    busy = asyncio.create_task(batcher.score(QUERY, passages(1, seed=99), timeout_s=30))
+    await asyncio.to_thread(engine.waiting.wait, 10)
+    return busy
+
+
 async def test_concurrent_requests_each_get_their_own_scores_in_order(
     engine: Engine, make_batcher: Callable[..., Batcher]
 ) -> None:
@@ -65,6 +69,31 @@ async def test_concurrent_requests_each_get_their_own_scores_in_order(
     results = await asyncio.gather(*(batcher.score(QUERY, documents, timeout_s=30) for documents in requests))
     for documents, result in zip(requests, results, strict=True):
         np.testing.assert_allclose(result.logits, direct_logits(engine, QUERY, documents), atol=1e-5)
+
+
+async def test_a_request_that_finds_the_model_idle_is_not_held_back(
+    engine: Engine, make_batcher: Callable[..., Batcher]
+) -> None:
+    batcher = make_batcher(engine, max_wait_s=60.0)
+    documents = passages(3)
+    result = await asyncio.wait_for(batcher.score(QUERY, documents, timeout_s=30), timeout=20)
+    np.testing.assert_allclose(result.logits, direct_logits(engine, QUERY, documents), atol=1e-5)
+
+
+async def test_requests_arriving_while_the_model_is_busy_share_a_micro_batch(
+    gated_engine: GatedEngine, make_batcher: Callable[..., Batcher]
+) -> None:
+    batcher = make_batcher(gated_engine, max_wait_s=0.05)
+    busy = await hold_model_busy(batcher, gated_engine)
+    waiting = [
+        batcher.score(QUERY, passages(2, min_words=4, max_words=6, seed=seed), timeout_s=30)
+        for seed in (1, 2, 3)
+    ]
+    queued = asyncio.gather(*waiting)
+    await wait_for(lambda: _true(len(batcher._intake) == 0), 10, "the tokeniser to take the waiting requests")
+    gated_engine.gate.set()
+    await asyncio.gather(busy, queued)
+    assert gated_engine.batch_sizes == [1, 6]
 
 
 async def test_a_request_that_cannot_be_tokenised_fails_alone(
@@ -88,14 +117,20 @@ async def test_a_request_that_breaks_the_model_fails_alone(
 ) -> None:
     poisoned = PoisonedEngine(engine)
     batcher = make_batcher(poisoned, max_wait_s=0.05)
-    good = passages(4, seed=8)
-    outcomes = await asyncio.gather(
+    busy = await hold_model_busy(batcher, poisoned)
+    good = passages(4, min_words=2, max_words=4, seed=8)
+    outcomes = asyncio.gather(
         batcher.score(QUERY, good, timeout_s=30),
         batcher.score(QUERY, [good[0], POISON], timeout_s=30),
         return_exceptions=True,
     )
-    assert isinstance(outcomes[1], InferenceFailed)
-    np.testing.assert_allclose(outcomes[0].logits, direct_logits(engine, QUERY, good), atol=1e-5)  # type: ignore[union-attr]
+    await wait_for(lambda: _true(len(batcher._intake) == 0), 10, "the tokeniser to take both requests")
+    poisoned.gate.set()
+    await busy
+    good_result, poisoned_result = await outcomes
+    assert isinstance(poisoned_result, InferenceFailed)
+    np.testing.assert_allclose(good_result.logits, direct_logits(engine, QUERY, good), atol=1e-5)  # type: ignore[union-attr]
+    assert poisoned.batch_sizes[1] == 6, "both requests were in the micro-batch that failed"
 
 
 async def test_a_request_that_expires_in_the_queue_never_reaches_the_model(
