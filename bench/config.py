@@ -65,7 +65,7 @@ class BenchConfig:
     settle_s: float = 0.1
     fidelity_queries: int = 20
     fidelity_candidates: int = 40
-    server_max_batch_tokens: int = 16384
+    server_max_batch_tokens: int = 8192
     server_warmup_requests: int | None = None  # None: the server's default, as a pod runs it
     worker_memory_cap_gib: float = 14.0
     min_available_gib: float = 1.5

@@ -201,10 +201,14 @@ class BatchingSpec(ApiModel):
     """Dynamic batching across concurrent requests (the server's token budget)."""
 
     max_batch_tokens: int = Field(
-        16384, ge=256, le=1_048_576, description="Token budget of one model call across requests."
+        8192, ge=256, le=1_048_576, description="Token budget of one model call across requests."
     )
     max_wait_milliseconds: int = Field(
-        5, ge=0, le=1000, description="How long a batch may wait for more requests before it runs."
+        5,
+        ge=0,
+        le=1000,
+        description="While the model is busy, how long the next batch waits for more requests "
+        "(a request that finds the model idle runs at once).",
     )
 
 

@@ -41,7 +41,7 @@ class Settings(BaseModel):
     backend: Literal["cpu", "gpu"] = "cpu"
     max_candidates: Annotated[int, Field(ge=1, le=100_000)] = 100
     k_cap_policy: Literal["reject", "truncate"] = "reject"
-    max_batch_tokens: Annotated[int, Field(ge=8)] = 16384
+    max_batch_tokens: Annotated[int, Field(ge=8)] = 8192
     max_batch_wait_ms: Annotated[float, Field(ge=0, le=10_000)] = 5
     latency_slo_ms: Annotated[int, Field(ge=1)] = 500
     request_timeout_ms: Annotated[int, Field(ge=0, description="0 = derived from the SLO")] = 0

@@ -21,7 +21,7 @@ CONTRACT = {
     "--backend": ("RERANKER_BACKEND", "cpu"),
     "--max-candidates": ("RERANKER_MAX_CANDIDATES", 100),
     "--k-cap-policy": ("RERANKER_K_CAP_POLICY", "reject"),
-    "--max-batch-tokens": ("RERANKER_MAX_BATCH_TOKENS", 16384),
+    "--max-batch-tokens": ("RERANKER_MAX_BATCH_TOKENS", 8192),
     "--max-batch-wait-ms": ("RERANKER_MAX_BATCH_WAIT_MS", 5),
     "--latency-slo-ms": ("RERANKER_LATENCY_SLO_MS", 500),
     "--request-timeout-ms": ("RERANKER_REQUEST_TIMEOUT_MS", 0),
