@@ -23,7 +23,7 @@ from bench.contenders import Contender, HttpContender, InProcessContender
 from bench.fidelity import compare, spearman
 from bench.guard import MemoryGuard
 from bench.httpclient import ServerError, delta_total
-from bench.launch import make_contender
+from bench.launch import batching_ceiling, make_contender
 from bench.machine import measured_sgemm_gflops
 from bench.noise import foreign_load, snapshot, wait_for_quiet
 from bench.prepare import model_dir
@@ -295,6 +295,16 @@ class BlockRunner:
 
     def measure_concurrency(self) -> None:
         settings = self.config.concurrency
+        ceilings = {}
+        for workload in settings.workloads:
+            for key in settings.servers:
+                if key in self.servers():
+                    log = self.config.build_dir / "logs" / f"ceiling-{self.block.model}-{workload}-{key}.log"
+                    quantize = "int8" if key == "D" else "none"
+                    ceilings[workload, key] = batching_ceiling(
+                        self.config, self.block, quantize, workload, CONCURRENCY_INDEX, log
+                    )
+                    self.say(f"  E {key} {workload:5} model-only batching ceiling: {ceilings[workload, key]}")
         levels = []
         for workload, clients in [(w, n) for w in settings.workloads for n in settings.clients]:
             requests = [
@@ -315,6 +325,7 @@ class BlockRunner:
                     level = {"clients": clients, "error": str(exc)}
                 load = foreign_load(before, snapshot([server.process.pid]))
                 level |= {"server": key, "workload": workload, "max_length": self.block.max_length}
+                level["batching_ceiling"] = ceilings.get((workload, key), {})
                 level["other_tenants_cores"] = load["other_tenants_avg_cores"]
                 levels.append(level)
                 self.say(

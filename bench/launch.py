@@ -7,13 +7,16 @@ Our server gets its settings the way the operator gives them to a pod: RERANKER_
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
+from bench.ceiling import PREFIX as CEILING_PREFIX
 from bench.config import BenchConfig, Block, ContenderKey
 from bench.prepare import model_dir, optimum_dir
 from bench.procs import ServerProcess, WorkerProcess
@@ -93,6 +96,49 @@ def export_for_server(config: BenchConfig, block: Block, quantize: str, log_path
     with log_path.open("w") as log:
         result = subprocess.run(argv, env=env, stdout=log, stderr=subprocess.STDOUT, check=False)
     return {"seconds": round(time.perf_counter() - started, 1), "exit_code": result.returncode}
+
+
+def batching_ceiling(
+    config: BenchConfig, block: Block, quantize: str, workload: str, first_index: int, log_path: Path
+) -> dict[str, Any]:
+    """Run bench.ceiling for the concurrency workload in its own process; {} with an error if it fails."""
+    settings = config.concurrency
+    argv = [
+        sys.executable,
+        "-m",
+        "bench.ceiling",
+        "--model",
+        str(model_dir(config.build_dir, block.model)),
+        "--cache",
+        str(server_cache(config)),
+        "--quantize",
+        quantize,
+        "--max-length",
+        str(block.max_length),
+        "--max-batch-tokens",
+        str(config.server_max_batch_tokens),
+        "--threads",
+        str(config.threads),
+        "--workload",
+        workload,
+        "--k",
+        str(settings.k),
+        "--requests",
+        str(settings.ceiling_requests),
+        "--first-index",
+        str(first_index),
+        "--seed",
+        str(config.seed),
+    ]
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("w") as log:
+        result = subprocess.run(
+            argv, env=base_env(config.threads), stdout=subprocess.PIPE, stderr=log, text=True, check=False
+        )
+    for line in result.stdout.splitlines():
+        if line.startswith(CEILING_PREFIX):
+            return json.loads(line[len(CEILING_PREFIX) :])
+    return {"error": f"bench.ceiling exited {result.returncode}; see {log_path}"}
 
 
 def make_contender(config: BenchConfig, block: Block, key: ContenderKey) -> WorkerProcess | ServerProcess:

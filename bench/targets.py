@@ -141,6 +141,17 @@ def padding_targets(cells: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     return verdicts
 
 
+def ceiling_note(ceiling: dict[str, Any]) -> str:
+    """What merging requests gains the model alone (bench.ceiling): the most concurrency can add
+    once per-request overhead is gone."""
+    if "ceiling" not in ceiling:
+        return ""
+    return (
+        f"; model alone, lone vs merged requests: {ceiling['lone_pairs_per_s']} -> "
+        f"{ceiling['merged_pairs_per_s']} pairs/s = {ceiling['ceiling']:.2f}x ceiling"
+    )
+
+
 def concurrency_targets(levels: Sequence[dict[str, Any]] | None) -> list[dict[str, Any]]:
     verdicts = []
     for workload in ("mixed", "short"):
@@ -159,6 +170,7 @@ def concurrency_targets(levels: Sequence[dict[str, Any]] | None) -> list[dict[st
                 f"N={n}: {level['pairs_per_s']} pairs/s, P95 {level['p95_s'] * 1000:.0f} ms"
                 for n, level in sorted(by_clients.items())
             )
+            note += ceiling_note(by_clients[1].get("batching_ceiling") or {})
             length = by_clients[1].get("max_length")
             verdicts.append(
                 _verdict(
