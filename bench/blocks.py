@@ -17,7 +17,7 @@ from typing import IO, Any, Final
 import httpx
 from tokenizers import Tokenizer
 
-from bench.concurrency import run_level
+from bench.concurrency import round_orders, run_level, summarize
 from bench.config import BenchConfig, Block, Point
 from bench.contenders import Contender, HttpContender, InProcessContender
 from bench.fidelity import compare, spearman
@@ -305,34 +305,52 @@ class BlockRunner:
                         self.config, self.block, quantize, workload, CONCURRENCY_INDEX, log
                     )
                     self.say(f"  E {key} {workload:5} model-only batching ceiling: {ceilings[workload, key]}")
-        levels = []
-        for workload, clients in [(w, n) for w in settings.workloads for n in settings.clients]:
+        runs: dict[tuple[str, str, int], list[dict[str, Any]]] = {}
+        for workload in settings.workloads:
             requests = [
                 self.request(workload, settings.k, CONCURRENCY_INDEX + i)
                 for i in range(settings.requests_per_level)
             ]
-            for key in settings.servers:
-                server = self.servers().get(key)
-                if server is None:
-                    continue
-                time.sleep(self.config.settle_s)
-                before = snapshot([server.process.pid])
-                try:
-                    level = run_level(
-                        server.process.base_url, requests, clients, self.config.request_timeout_s
-                    )
-                except ServerError as exc:
-                    level = {"clients": clients, "error": str(exc)}
-                load = foreign_load(before, snapshot([server.process.pid]))
-                level |= {"server": key, "workload": workload, "max_length": self.block.max_length}
-                level["batching_ceiling"] = ceilings.get((workload, key), {})
-                level["other_tenants_cores"] = load["other_tenants_avg_cores"]
-                levels.append(level)
-                self.say(
-                    f"  E {key} {workload:5} clients={clients:<2}: {level.get('pairs_per_s', '-')} pairs/s, "
-                    f"P95 {level.get('p95_s', '-')} s"
-                )
+            for round_no, order in enumerate(round_orders(settings.clients, settings.rounds)):
+                keys = settings.servers if round_no % 2 == 0 else tuple(reversed(settings.servers))
+                for clients in order:
+                    for key in keys:
+                        run = self.run_clients(key, requests, clients)
+                        if run is not None:
+                            runs.setdefault((workload, key, clients), []).append(run)
+        levels = []
+        for (workload, key, clients), level_runs in runs.items():
+            baseline = runs.get((workload, key, 1), [])
+            if len(baseline) != len(level_runs) or any("error" in run for run in level_runs + baseline):
+                errors = [run["error"] for run in level_runs + baseline if "error" in run]
+                level = {"clients": clients, "error": "; ".join(errors) or "rounds incomplete"}
+            else:
+                level = summarize(level_runs, baseline)
+            level |= {"server": key, "workload": workload, "max_length": self.block.max_length}
+            level["batching_ceiling"] = ceilings.get((workload, key), {})
+            level["other_tenants_cores"] = max(run.get("other_tenants_cores", 0.0) for run in level_runs)
+            levels.append(level)
+            self.say(
+                f"  E {key} {workload:5} clients={clients:<2}: {level.get('pairs_per_s', '-')} pairs/s "
+                f"(rounds {level.get('pairs_per_s_per_round', '-')}), gain vs 1 client "
+                f"{level.get('gain_vs_one_client', '-')}, P95 {level.get('p95_s', '-')} s"
+            )
         self.run.concurrency = levels
+
+    def run_clients(self, key: str, requests: list[Request], clients: int) -> dict[str, Any] | None:
+        """One level of one round against server `key`, with the other tenants' CPU during it."""
+        server = self.servers().get(key)
+        if server is None:
+            return None
+        time.sleep(self.config.settle_s)
+        before = snapshot([server.process.pid])
+        try:
+            run = run_level(server.process.base_url, requests, clients, self.config.request_timeout_s)
+        except ServerError as exc:
+            run = {"clients": clients, "error": str(exc)}
+        load = foreign_load(before, snapshot([server.process.pid]))
+        run["other_tenants_cores"] = load["other_tenants_avg_cores"]
+        return run
 
     def execute(self) -> BlockRun:
         self.say(

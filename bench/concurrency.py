@@ -2,7 +2,9 @@
 
 Every level sends the same requests in total, so pairs/s across levels compare the server's
 ability to merge concurrent requests into batches (and overlap HTTP and tokenising with
-inference) rather than different work.
+inference) rather than different work. Levels run in interleaved rounds (1, 4, 16 clients, then
+16, 4, 1, ...), and the gain over one client is paired within each round: a shared VM's speed
+drifts by tens of percent over minutes, which would otherwise read as a concurrency effect.
 """
 
 from __future__ import annotations
@@ -43,14 +45,39 @@ def run_level(base_url: str, requests: Sequence[Request], clients: int, timeout_
         latencies = [seconds for future in futures for seconds in future.result()]
         wall = time.perf_counter() - started
     pairs = sum(request.k for request in requests)
-    values = np.asarray(latencies)
     return {
         "clients": clients,
         "requests": len(requests),
         "pairs": pairs,
         "wall_s": round(wall, 4),
         "pairs_per_s": round(pairs / wall, 2),
-        "median_s": round(float(np.median(values)), 4),
-        "p95_s": round(float(np.percentile(values, 95)), 4),
-        "p99_s": round(float(np.percentile(values, 99)), 4),
+        "latencies_s": latencies,
+    }
+
+
+def round_orders(levels: Sequence[int], rounds: int) -> list[list[int]]:
+    """Client counts per round, reversed every other round so linear drift cancels out."""
+    return [list(levels) if index % 2 == 0 else list(reversed(levels)) for index in range(rounds)]
+
+
+def summarize(runs: Sequence[dict[str, Any]], baseline: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """One level over its rounds: median pairs/s, pooled latency percentiles, gain paired per round.
+
+    `runs` and `baseline` (the one-client runs) are in round order; the gain of round i divides
+    this level's pairs/s by the one-client pairs/s of the same round.
+    """
+    latencies = np.asarray([seconds for run in runs for seconds in run["latencies_s"]])
+    rates = [run["pairs_per_s"] for run in runs]
+    gains = [run["pairs_per_s"] / one["pairs_per_s"] for run, one in zip(runs, baseline, strict=True)]
+    return {
+        "clients": runs[0]["clients"],
+        "rounds": len(runs),
+        "requests": sum(run["requests"] for run in runs),
+        "pairs_per_s": round(float(np.median(rates)), 2),
+        "pairs_per_s_per_round": rates,
+        "gain_vs_one_client": round(float(np.median(gains)), 3),
+        "gain_per_round": [round(gain, 3) for gain in gains],
+        "median_s": round(float(np.median(latencies)), 4),
+        "p95_s": round(float(np.percentile(latencies, 95)), 4),
+        "p99_s": round(float(np.percentile(latencies, 99)), 4),
     }

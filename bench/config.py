@@ -51,9 +51,10 @@ class Concurrency:
     # short: snippets, where per-request overhead is large enough for merging requests to matter.
     workloads: tuple[Workload, ...] = ("mixed", "short")
     k: int = 10
-    # 16 clients x 4 requests each: enough rounds that start-up and the last stragglers do not
-    # dominate the wall time (with 2 requests per client they cost 16 clients ~10 % of it).
-    requests_per_level: int = 64
+    # Per level and round: 16 clients x 2 requests each. Rounds interleave the levels (1, 4, 16,
+    # then 16, 4, 1, ...) so the machine's drift hits every level alike.
+    requests_per_level: int = 32
+    rounds: int = 3
     servers: tuple[ContenderKey, ...] = ("C", "D")
     # Requests the model-only batching ceiling (bench.ceiling) scores lone and merged.
     ceiling_requests: int = 16
@@ -143,7 +144,7 @@ def quick() -> BenchConfig:
                 concurrency=True,
             ),
         ),
-        concurrency=Concurrency(clients=(1, 4), requests_per_level=8, ceiling_requests=4),
+        concurrency=Concurrency(clients=(1, 4), requests_per_level=8, rounds=2, ceiling_requests=4),
         fidelity_queries=4,
         quiet_timeout_s=0.0,
         name="quick",

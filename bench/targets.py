@@ -165,8 +165,12 @@ def concurrency_targets(levels: Sequence[dict[str, Any]] | None) -> list[dict[st
             }
             if 1 not in by_clients or 16 not in by_clients:
                 continue
-            gain = by_clients[16]["pairs_per_s"] / by_clients[1]["pairs_per_s"]
-            note = "; ".join(
+            sixteen = by_clients[16]
+            gain = sixteen.get("gain_vs_one_client") or sixteen["pairs_per_s"] / by_clients[1]["pairs_per_s"]
+            note = ""
+            if "gain_per_round" in sixteen:
+                note = f"paired per round over {sixteen['rounds']} rounds: {sixteen['gain_per_round']}; "
+            note += "; ".join(
                 f"N={n}: {level['pairs_per_s']} pairs/s, P95 {level['p95_s'] * 1000:.0f} ms"
                 for n, level in sorted(by_clients.items())
             )
