@@ -318,9 +318,11 @@ class Batcher:
     def _inference_loop(self) -> None:
         while (batches := self._rounds.get()) is not None:
             self._set_inferring(True)
-            for batch in batches:
-                self._run(batch)
-            self._set_inferring(False)
+            try:
+                for batch in batches:
+                    self._run(batch)
+            finally:
+                self._set_inferring(False)
 
     def _set_inferring(self, inferring: bool) -> None:
         """Flag the model busy or idle; going idle wakes the tokeniser to dispatch what waits."""
