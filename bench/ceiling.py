@@ -14,7 +14,6 @@ Run as `python -m bench.ceiling ...` in its own process, so the threads match th
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-PREFIX = "@@ceiling "
+from bench.worker import emit
 
 
 def rounds(sizes: Sequence[int], budget: int) -> list[list[int]]:
@@ -103,7 +102,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--first-index", type=int, default=0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--repeats", type=int, default=3)
-    print(PREFIX + json.dumps(measure(parser.parse_args(argv))), flush=True)
+    emit(measure(parser.parse_args(argv)))
 
 
 if __name__ == "__main__":

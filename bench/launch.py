@@ -16,10 +16,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.ceiling import PREFIX as CEILING_PREFIX
 from bench.config import BenchConfig, Block, ContenderKey
 from bench.prepare import model_dir, optimum_dir
 from bench.procs import ServerProcess, WorkerProcess
+from bench.worker import PREFIX
 
 BIN = Path(sys.executable).parent
 
@@ -136,8 +136,8 @@ def batching_ceiling(
             argv, env=base_env(config.threads), stdout=subprocess.PIPE, stderr=log, text=True, check=False
         )
     for line in result.stdout.splitlines():
-        if line.startswith(CEILING_PREFIX):
-            return json.loads(line[len(CEILING_PREFIX) :])
+        if line.startswith(PREFIX):
+            return json.loads(line[len(PREFIX) :])
     return {"error": f"bench.ceiling exited {result.returncode}; see {log_path}"}
 
 

@@ -87,15 +87,16 @@ def quantize_int8(source: Path, destination: Path, *, tokenizer: Path, max_lengt
     model = onnx.load(str(source))
     with tempfile.TemporaryDirectory(dir=destination.parent, prefix=".smoothing-") as scratch:
         smoothed = Path(scratch) / "smoothed.onnx"
-        if smoothable_nodes(model.graph):
+        activations = [node.input[0] for node in smoothable_nodes(model.graph)]
+        if activations:
             input_types = {
                 i.name: np.int32 if i.type.tensor_type.elem_type == onnx.TensorProto.INT32 else np.int64
                 for i in model.graph.input
             }
             maxima = channel_maxima(
-                (node.input[0] for node in smoothable_nodes(model.graph)),
+                activations,
                 calibration_batches(tokenizer, max_length, input_types),
-                probe_runner(model, Path(scratch)),
+                probe_runner(model, activations, Path(scratch)),
             )
             log.info("smoothed %d matrix products before int8", smooth(model, maxima))
         onnx.save(model, str(smoothed), save_as_external_data=True, location="smoothed.onnx.data")

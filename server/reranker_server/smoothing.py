@@ -125,19 +125,18 @@ def smooth(model: onnx.ModelProto, maxima: Mapping[str, np.ndarray], alpha: floa
     return len(targets)
 
 
-def probe_runner(model: onnx.ModelProto, scratch: Path) -> ProbeRunner:
-    """A CPU session over a copy of `model` that also outputs every smoothable activation."""
+def probe_runner(model: onnx.ModelProto, activations: Iterable[str], scratch: Path) -> ProbeRunner:
+    """A CPU session over a copy of `model` that also outputs the named activations."""
     import onnx
     import onnxruntime as ort
 
     probe = onnx.ModelProto()
     probe.CopyFrom(model)
     declared = {output.name for output in probe.graph.output}
-    for node in smoothable_nodes(probe.graph):
-        if node.input[0] not in declared:
-            output = onnx.helper.make_tensor_value_info(node.input[0], onnx.TensorProto.FLOAT, None)
-            probe.graph.output.append(output)
-            declared.add(node.input[0])
+    for name in activations:
+        if name not in declared:
+            probe.graph.output.append(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
+            declared.add(name)
     path = scratch / "probe.onnx"
     onnx.save(probe, str(path), save_as_external_data=True, location="probe.onnx.data")
     options = ort.SessionOptions()

@@ -99,12 +99,13 @@ def test_only_products_fed_by_a_layernorm_are_smoothed(test_model_dir: Path) -> 
 def test_smoothing_leaves_fp32_scores_unchanged(outlier_model_dir: Path, tmp_path: Path) -> None:
     graph, tokenizer = graph_of(outlier_model_dir), outlier_model_dir / "tokenizer.json"
     model = onnx.load(str(graph))
+    activations = [node.input[0] for node in smoothable_nodes(model.graph)]
     maxima = channel_maxima(
-        (node.input[0] for node in smoothable_nodes(model.graph)),
+        activations,
         calibration_batches(
             tokenizer, MAX_LENGTH, dict.fromkeys(("input_ids", "token_type_ids", "attention_mask"), np.int64)
         ),
-        probe_runner(model, tmp_path),
+        probe_runner(model, activations, tmp_path),
     )
     assert smooth(model, maxima) == len(smoothable_nodes(onnx.load(str(graph)).graph))
     onnx.save(model, str(tmp_path / "smoothed.onnx"))
