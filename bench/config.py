@@ -10,6 +10,8 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Final, Literal
 
+from reranker_server.config import DEFAULT_MAX_BATCH_TOKENS
+
 from bench.workload import Workload
 
 ContenderKey = Literal["A", "B", "C", "D"]
@@ -70,7 +72,7 @@ class BenchConfig:
     settle_s: float = 0.1
     fidelity_queries: int = 20
     fidelity_candidates: int = 40
-    server_max_batch_tokens: int = 8192
+    server_max_batch_tokens: int = DEFAULT_MAX_BATCH_TOKENS["cpu"]  # what a CPU pod runs by default
     server_warmup_requests: int | None = None  # None: the server's default, as a pod runs it
     worker_memory_cap_gib: float = 14.0
     min_available_gib: float = 1.5

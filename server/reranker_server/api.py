@@ -162,7 +162,7 @@ async def start(state: Services) -> None:
         ).set(1)
         state.batcher = Batcher(
             engine,
-            max_batch_tokens=settings.max_batch_tokens,
+            max_batch_tokens=settings.batch_tokens,
             max_wait_s=settings.max_batch_wait_s,
             metrics=metrics,
         )
@@ -383,7 +383,7 @@ async def info(request: Request) -> Info:
         max_length=engine.max_length if engine else settings.max_length,
         max_candidates=settings.max_candidates,
         k_cap_policy=settings.k_cap_policy,
-        max_batch_tokens=settings.max_batch_tokens,
+        max_batch_tokens=settings.batch_tokens,
         intra_op_threads=engine.threads if engine else None,
         latency_slo_ms=settings.latency_slo_ms,
         request_timeout_ms=round(settings.request_timeout_s * 1000),

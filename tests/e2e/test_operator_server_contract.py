@@ -28,6 +28,7 @@ from reranker_operator import api
 from reranker_operator.config import OperatorConfig
 from reranker_operator.plan import Capabilities, owned, plan_children
 from reranker_operator.resources.common import ChildRef
+from reranker_server.config import DEFAULT_MAX_BATCH_TOKENS
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "minilm-cpu.yaml"
@@ -40,7 +41,9 @@ SERVED_SETTINGS = {
     "max_length": lambda env: int(env["RERANKER_MAX_LENGTH"]),
     "max_candidates": lambda env: int(env["RERANKER_MAX_CANDIDATES"]),
     "k_cap_policy": lambda env: env["RERANKER_K_CAP_POLICY"],
-    "max_batch_tokens": lambda env: int(env["RERANKER_MAX_BATCH_TOKENS"]),
+    "max_batch_tokens": lambda env: (
+        int(env["RERANKER_MAX_BATCH_TOKENS"]) or DEFAULT_MAX_BATCH_TOKENS[env["RERANKER_BACKEND"]]
+    ),
     "intra_op_threads": lambda env: int(env["RERANKER_INTRA_OP_THREADS"]),
     "latency_slo_ms": lambda env: int(env["RERANKER_LATENCY_SLO_MS"]),
 }

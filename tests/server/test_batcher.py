@@ -96,6 +96,29 @@ async def test_requests_arriving_while_the_model_is_busy_share_a_micro_batch(
     assert gated_engine.batch_sizes == [1, 6]
 
 
+async def test_waiting_requests_beyond_one_calls_budget_are_sorted_together(
+    gated_engine: GatedEngine, make_batcher: Callable[..., Batcher]
+) -> None:
+    batcher = make_batcher(gated_engine, max_batch_tokens=64, max_wait_s=0.05)
+    busy = await hold_model_busy(batcher, gated_engine)
+    requests = [
+        [
+            *passages(1, min_words=3, max_words=4, seed=seed),
+            *passages(1, min_words=40, max_words=45, seed=seed),
+        ]
+        for seed in (1, 2, 3)
+    ]
+    queued = asyncio.gather(*(batcher.score(QUERY, documents, timeout_s=30) for documents in requests))
+    await wait_for(lambda: _true(len(batcher._intake) == 0), 10, "the tokeniser to take the waiting requests")
+    gated_engine.gate.set()
+    await busy
+    results = await queued
+    # One round: the three short pairs share a call, each long pair (over the budget's half) runs alone.
+    assert gated_engine.batch_sizes == [1, 3, 1, 1, 1]
+    for documents, result in zip(requests, results, strict=True):
+        np.testing.assert_allclose(result.logits, direct_logits(gated_engine, QUERY, documents), atol=1e-5)
+
+
 async def test_a_request_that_cannot_be_tokenised_fails_alone(
     engine: Engine, make_batcher: Callable[..., Batcher]
 ) -> None:

@@ -21,7 +21,7 @@ CONTRACT = {
     "--backend": ("RERANKER_BACKEND", "cpu"),
     "--max-candidates": ("RERANKER_MAX_CANDIDATES", 100),
     "--k-cap-policy": ("RERANKER_K_CAP_POLICY", "reject"),
-    "--max-batch-tokens": ("RERANKER_MAX_BATCH_TOKENS", 8192),
+    "--max-batch-tokens": ("RERANKER_MAX_BATCH_TOKENS", 0),
     "--max-batch-wait-ms": ("RERANKER_MAX_BATCH_WAIT_MS", 5),
     "--latency-slo-ms": ("RERANKER_LATENCY_SLO_MS", 500),
     "--request-timeout-ms": ("RERANKER_REQUEST_TIMEOUT_MS", 0),
@@ -129,9 +129,14 @@ def test_explicit_request_timeout_wins_over_the_slo() -> None:
     assert settings.request_timeout_s == pytest.approx(0.75)
 
 
-def test_batch_budget_smaller_than_one_full_pair_is_refused() -> None:
-    with pytest.raises(SettingsError, match=r"max_batch_tokens \(256\) must be at least max_length \(512\)"):
-        parse(["--max-batch-tokens", "256"], {"RERANKER_MODEL": "m"})
+@pytest.mark.parametrize(("backend", "budget"), [("cpu", 1024), ("gpu", 8192)])
+def test_an_unset_batch_budget_is_the_backends_default(backend: str, budget: int) -> None:
+    assert parse(["--backend", backend], {"RERANKER_MODEL": "m"}).batch_tokens == budget
+
+
+def test_an_explicit_batch_budget_wins_even_below_one_full_pair() -> None:
+    settings = parse(["--max-batch-tokens", "256", "--max-length", "512"], {"RERANKER_MODEL": "m"})
+    assert settings.batch_tokens == 256
 
 
 def test_int8_on_the_gpu_backend_is_refused() -> None:
