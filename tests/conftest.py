@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 from pathlib import Path
@@ -12,6 +13,9 @@ import pytest
 TEST_MODEL_LAYERS = 2
 TEST_MODEL_HIDDEN = 32
 TEST_MODEL_SEED = 0
+#: A machine without the export stack (torch, transformers), such as a GPU machine lent for the gpu
+#: tests, points this at the test model built elsewhere (`python -m tests.build_test_model DIR`).
+PREBUILT_TEST_MODEL_ENV = "KUBE_RERANKER_TEST_MODEL"
 
 
 @pytest.fixture(scope="session")
@@ -23,6 +27,8 @@ def test_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """
     from reranker_server.testmodel import ModelShape, make_test_model
 
+    if prebuilt := os.environ.get(PREBUILT_TEST_MODEL_ENV):
+        return Path(prebuilt)
     shape = ModelShape(layers=TEST_MODEL_LAYERS, hidden=TEST_MODEL_HIDDEN, seed=TEST_MODEL_SEED)
     return make_test_model(tmp_path_factory.mktemp("test-model"), shape)
 

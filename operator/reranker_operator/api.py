@@ -206,7 +206,7 @@ class BatchingSpec(ApiModel):
         le=1_048_576,
         description="Token budget of one model call across requests: pairs x padded length, quadratic "
         "past 256 tokens (a longer pair runs alone). 0 = the server's default for the backend: 1024 on "
-        "cpu, where calls that stay in the CPU caches run fastest, and 8192 on gpu.",
+        "cpu, where calls that stay in the CPU caches run fastest, and 32768 on gpu.",
     )
     max_wait_milliseconds: int = Field(
         5,

@@ -129,7 +129,7 @@ def test_explicit_request_timeout_wins_over_the_slo() -> None:
     assert settings.request_timeout_s == pytest.approx(0.75)
 
 
-@pytest.mark.parametrize(("backend", "budget"), [("cpu", 1024), ("gpu", 8192)])
+@pytest.mark.parametrize(("backend", "budget"), [("cpu", 1024), ("gpu", 32768)])
 def test_an_unset_batch_budget_is_the_backends_default(backend: str, budget: int) -> None:
     assert parse(["--backend", backend], {"RERANKER_MODEL": "m"}).batch_tokens == budget
 
