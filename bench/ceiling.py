@@ -4,7 +4,7 @@ Contender E compares 16 clients with one. Part of its gain is overhead that conc
 (HTTP, tokenising, the client's round trip); the rest is the model running bigger calls. This
 measures the second part alone, in process, with the server's own engine and batching plan: the
 same requests scored one by one (each request's pairs planned and run alone, as a lone client gets
-them) and merged into rounds of a token budget's worth (as the batcher merges concurrent ones).
+them) and merged into rounds of ROUND_CALLS calls' worth (as the batcher merges concurrent ones).
 Tokenising is outside the timing in both. On two cores, where one request of ten snippets already
 keeps both busy, this ratio is the ceiling that no batching policy can beat.
 
@@ -38,6 +38,7 @@ def rounds(sizes: Sequence[int], budget: int) -> list[list[int]]:
 
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:
+    from reranker_server.batcher import ROUND_CALLS
     from reranker_server.engine import Engine
     from reranker_server.microbatch import plan_micro_batches
     from reranker_server.model_store import ModelStore
@@ -65,7 +66,8 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             run([(r, row) for row in range(len(pairs.lengths))])
 
     def merged() -> None:
-        for group in rounds([pairs.total_tokens for pairs in encoded], args.max_batch_tokens):
+        round_tokens = ROUND_CALLS * args.max_batch_tokens
+        for group in rounds([pairs.total_tokens for pairs in encoded], round_tokens):
             run([(r, row) for r in group for row in range(len(encoded[r].lengths))])
 
     lone()
