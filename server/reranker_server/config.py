@@ -24,8 +24,8 @@ TIMEOUT_PER_SLO: Final = 4
 #: calls by 7 % (MiniLM-L6 shape, fp32, 256-token pairs), 8 % (int8) and 5 % (BERT-base), and
 #: the fixed cost of a call only shows below about 500 tokens. A GPU needs large calls to fill it:
 #: on an H200, 32768-token calls took 0.37 us per token against 0.45 for 8192 (MiniLM-L6 shape,
-#: 256-token pairs; 0.52 against 0.66 at 512 tokens; BERT-base 6-12 % faster), and larger ones
-#: gained at most 6 % more.
+#: 256-token pairs; 0.52 against 0.65 at 512 tokens; BERT-base 3-10 % faster), and larger ones
+#: gained at most 6 % more (`python -m bench.gpu`, bench/results/gpu-h200.json).
 DEFAULT_MAX_BATCH_TOKENS: Final = {"cpu": 1024, "gpu": 32768}
 
 
