@@ -22,6 +22,9 @@ CONTENDERS: Final[dict[str, str]] = {
     "D": "kube-reranker server int8 over HTTP",
 }
 ROOT: Final = Path(__file__).resolve().parent.parent
+#: The memory guard kills a contender past this, or any when the machine has less than that left.
+WORKER_MEMORY_CAP_GIB: Final = 14.0
+MIN_AVAILABLE_GIB: Final = 1.5
 
 
 @dataclass(frozen=True)
@@ -74,8 +77,8 @@ class BenchConfig:
     fidelity_candidates: int = 40
     server_max_batch_tokens: int = DEFAULT_MAX_BATCH_TOKENS["cpu"]  # what a CPU pod runs by default
     server_warmup_requests: int | None = None  # None: the server's default, as a pod runs it
-    worker_memory_cap_gib: float = 14.0
-    min_available_gib: float = 1.5
+    worker_memory_cap_gib: float = WORKER_MEMORY_CAP_GIB
+    min_available_gib: float = MIN_AVAILABLE_GIB
     request_timeout_s: float = 600.0
     quiet_max_other_cores: float = 0.25
     quiet_timeout_s: float = 90.0

@@ -15,18 +15,18 @@ import argparse
 import json
 import os
 import platform
-import subprocess
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import httpx
+import numpy as np
 from tokenizers import Tokenizer
 
 from bench.concurrency import round_orders, run_level, summarize
-from bench.config import ROOT
+from bench.config import MIN_AVAILABLE_GIB, ROOT, WORKER_MEMORY_CAP_GIB
+from bench.guard import MemoryGuard
 from bench.launch import BIN, base_env, free_port
+from bench.procs import ServerProcess
 from bench.workload import Workload, make_request, word_pool
 
 CLIENTS = (1, 16)
@@ -41,8 +41,8 @@ def cpu_set(cores: int) -> str:
     return f"0-{cores - 1}"
 
 
-def start_server(args: argparse.Namespace, cores: int, port: int, log: Path) -> subprocess.Popen[bytes]:
-    env = base_env(cores) | {
+def server_env(args: argparse.Namespace, cores: int, port: int) -> dict[str, str]:
+    return base_env(cores) | {
         "RERANKER_MODEL": str(args.model),
         "RERANKER_CACHE_DIR": str(args.cache),
         "RERANKER_QUANTIZE": args.quantize,
@@ -54,47 +54,39 @@ def start_server(args: argparse.Namespace, cores: int, port: int, log: Path) -> 
         "RERANKER_INTRA_OP_THREADS": str(cores),
         "RERANKER_LATENCY_SLO_MS": "60000",
     }
-    argv = ["taskset", "-c", cpu_set(cores), str(BIN / "reranker-server"), "serve"]
-    with log.open("wb") as out:
-        return subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
 
 
-def wait_ready(base_url: str, process: subprocess.Popen[bytes], timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"the server exited with {process.returncode} before /ready")
-        try:
-            if httpx.get(f"{base_url}/ready", timeout=2.0).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"the server was not ready within {timeout_s:.0f} s")
-
-
-def measure(args: argparse.Namespace, cores: int, pool: Sequence[str]) -> list[dict[str, Any]]:
+def measure(
+    args: argparse.Namespace, cores: int, pool: Sequence[str], guard: MemoryGuard
+) -> list[dict[str, Any]]:
     port = free_port()
-    base_url = f"http://127.0.0.1:{port}"
-    process = start_server(args, cores, port, args.log_dir / f"cores-{cores}.log")
+    argv = ["taskset", "-c", cpu_set(cores), str(BIN / "reranker-server"), "serve"]
+    server = ServerProcess(
+        f"server-{cores}-cores",
+        argv,
+        server_env(args, cores, port),
+        args.log_dir / f"cores-{cores}.log",
+        port,
+    )
     levels = []
     try:
-        wait_ready(base_url, process, args.ready_timeout_s)
+        server.start(guard, int(WORKER_MEMORY_CAP_GIB * 2**30), timeout_s=args.ready_timeout_s)
         workloads: tuple[Workload, ...] = ("short", "mixed")
         for workload in workloads:
             requests = [make_request(pool, workload, K, FIRST_INDEX + i) for i in range(REQUESTS)]
-            run_level(base_url, requests, 1, args.request_timeout_s)
+            run_level(server.base_url, requests, 1, args.request_timeout_s)
             runs: dict[int, list[dict[str, Any]]] = {clients: [] for clients in CLIENTS}
             for order in round_orders(CLIENTS, ROUNDS):
                 for clients in order:
-                    runs[clients].append(run_level(base_url, requests, clients, args.request_timeout_s))
+                    runs[clients].append(
+                        run_level(server.base_url, requests, clients, args.request_timeout_s)
+                    )
             level = summarize(runs[CLIENTS[-1]], runs[1]) | {"server_cores": cores, "workload": workload}
-            level["one_client_pairs_per_s"] = summarize(runs[1], runs[1])["pairs_per_s"]
+            level["one_client_pairs_per_s"] = float(np.median([run["pairs_per_s"] for run in runs[1]]))
             print(json.dumps(level), flush=True)
             levels.append(level)
     finally:
-        process.terminate()
-        process.wait(timeout=60)
+        server.stop(guard)
     return levels
 
 
@@ -114,7 +106,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         parser.error(f"--cores {max(args.cores)} exceeds this machine's {os.cpu_count()} CPUs")
     args.log_dir.mkdir(parents=True, exist_ok=True)
     pool = word_pool(Tokenizer.from_file(str(args.model / "tokenizer.json")).get_vocab())
-    levels = [level for cores in args.cores for level in measure(args, cores, pool)]
+    guard = MemoryGuard(min_available_bytes=int(MIN_AVAILABLE_GIB * 2**30))
+    guard.start()
+    try:
+        levels = [level for cores in args.cores for level in measure(args, cores, pool, guard)]
+    finally:
+        guard.stop()
     record = {"machine": platform.processor() or platform.machine(), "cpus": os.cpu_count(), "levels": levels}
     args.out.write_text(json.dumps(record, indent=1) + "\n")
 
