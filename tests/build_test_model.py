@@ -8,10 +8,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from reranker_server.testmodel import ModelShape, make_test_model
-
-from tests.conftest import TEST_MODEL_HIDDEN, TEST_MODEL_LAYERS, TEST_MODEL_SEED
+from tests.conftest import build_test_model
 
 if __name__ == "__main__":
-    shape = ModelShape(layers=TEST_MODEL_LAYERS, hidden=TEST_MODEL_HIDDEN, seed=TEST_MODEL_SEED)
-    print(make_test_model(Path(sys.argv[1]), shape))
+    print(build_test_model(Path(sys.argv[1])))

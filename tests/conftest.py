@@ -18,6 +18,14 @@ TEST_MODEL_SEED = 0
 PREBUILT_TEST_MODEL_ENV = "KUBE_RERANKER_TEST_MODEL"
 
 
+def build_test_model(out: Path) -> Path:
+    """The shared test model, built into `out` (torch and transformers needed)."""
+    from reranker_server.testmodel import ModelShape, make_test_model
+
+    shape = ModelShape(layers=TEST_MODEL_LAYERS, hidden=TEST_MODEL_HIDDEN, seed=TEST_MODEL_SEED)
+    return make_test_model(out, shape)
+
+
 @pytest.fixture(scope="session")
 def test_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A seeded BERT cross-encoder built locally, laid out like a hub reranker.
@@ -25,12 +33,9 @@ def test_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     Holds config.json, model.safetensors, tokenizer.json and onnx/model.onnx, so
     `reranker-server serve --model <dir>` needs neither the hub nor torch. Scores are meaningless.
     """
-    from reranker_server.testmodel import ModelShape, make_test_model
-
     if prebuilt := os.environ.get(PREBUILT_TEST_MODEL_ENV):
         return Path(prebuilt)
-    shape = ModelShape(layers=TEST_MODEL_LAYERS, hidden=TEST_MODEL_HIDDEN, seed=TEST_MODEL_SEED)
-    return make_test_model(tmp_path_factory.mktemp("test-model"), shape)
+    return build_test_model(tmp_path_factory.mktemp("test-model"))
 
 
 def free_port() -> int:

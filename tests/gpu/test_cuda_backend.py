@@ -13,9 +13,9 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 from reranker_server.config import DEFAULT_MAX_BATCH_TOKENS
-from reranker_server.engine import CUDA_PROVIDER, Engine, load_engine
+from reranker_server.engine import CUDA_PROVIDER, load_engine
 
-from tests.server.conftest import make_settings
+from tests.server.conftest import engine_logits, make_settings
 from tests.server.process import ServerProcess
 from tests.server.texts import QUERY, passages
 
@@ -27,17 +27,14 @@ pytestmark = pytest.mark.skipif(
 GPU_TOLERANCE = 2e-2
 
 
-def score(engine: Engine, documents: list[str]) -> np.ndarray:
-    pairs = engine.encode(QUERY, documents)
-    return engine.run(engine.pad(pairs.ids, pairs.type_ids))
-
-
 def test_the_gpu_backend_runs_on_cuda_and_scores_like_the_cpu(test_model_dir: Path, tmp_path: Path) -> None:
     documents = passages(64, max_words=300, seed=7)
     gpu = load_engine(make_settings(test_model_dir, tmp_path / "gpu", backend="gpu"))
     cpu = load_engine(make_settings(test_model_dir, tmp_path / "cpu", backend="cpu"))
     assert gpu.providers[0] == CUDA_PROVIDER
-    np.testing.assert_allclose(score(gpu, documents), score(cpu, documents), atol=GPU_TOLERANCE, rtol=0)
+    np.testing.assert_allclose(
+        engine_logits(gpu, QUERY, documents), engine_logits(cpu, QUERY, documents), atol=GPU_TOLERANCE, rtol=0
+    )
 
 
 @pytest.mark.timeout(300)
@@ -62,7 +59,7 @@ def test_a_gpu_server_warms_up_and_serves_a_full_k_cap_request(test_model_dir: P
     assert response.status_code == 200, response.text
     results = response.json()["results"]
     cpu = load_engine(make_settings(test_model_dir, tmp_path / "cpu", backend="cpu", max_length=512))
-    expected = score(cpu, documents)
+    expected = engine_logits(cpu, QUERY, documents)
     assert sorted(result["index"] for result in results) == list(range(len(documents)))
     served = np.array([result["relevance_score"] for result in sorted(results, key=lambda r: r["index"])])
     np.testing.assert_allclose(served, expected, atol=GPU_TOLERANCE, rtol=0)

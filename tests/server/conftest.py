@@ -39,6 +39,14 @@ def make_settings(model_dir: Path, cache_dir: Path, **overrides: Any) -> Setting
     return Settings(**values)
 
 
+def engine_logits(
+    engine: Engine, query: str, documents: Sequence[str], max_tokens_per_doc: int | None = None
+) -> np.ndarray:
+    """The engine's raw logits for one request, in one call: what batched paths must reproduce."""
+    pairs = engine.encode(query, documents, max_tokens_per_doc)
+    return engine.run(engine.pad(pairs.ids, pairs.type_ids))
+
+
 @pytest.fixture
 def settings_factory(test_model_dir: Path, tmp_path: Path) -> Callable[..., Settings]:
     return lambda **overrides: make_settings(test_model_dir, tmp_path / "cache", **overrides)

@@ -14,16 +14,11 @@ from reranker_server.config import Settings
 from reranker_server.engine import Engine, sigmoid
 from reranker_server.schemas import RerankResponse, TEIRerankResponse
 
-from tests.server.conftest import TEST_K_CAP, running_app
+from tests.server.conftest import TEST_K_CAP, engine_logits, running_app
 from tests.server.texts import QUERY, passages
 
 Reference = Callable[[str, Sequence[str], int], np.ndarray]
 DOCUMENTS = passages(8, max_words=60, seed=11)
-
-
-def engine_logits(engine: Engine, query: str, documents: Sequence[str]) -> np.ndarray:
-    pairs = engine.encode(query, documents)
-    return engine.run(engine.pad(pairs.ids, pairs.type_ids))
 
 
 async def test_tei_rerank_returns_every_text_sorted_by_score(

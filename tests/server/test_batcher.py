@@ -12,15 +12,10 @@ from reranker_server.engine import EncodedPairs, Engine, Feeds
 from reranker_server.errors import DeadlineExceeded, InferenceFailed
 from reranker_server.metrics import Metrics
 
-from tests.server.conftest import GatedEngine, wait_for
+from tests.server.conftest import GatedEngine, engine_logits, wait_for
 from tests.server.texts import QUERY, passages
 
 POISON = "<<this passage makes the model fail>>"
-
-
-def direct_logits(engine: Engine, query: str, documents: Sequence[str]) -> np.ndarray:
-    pairs = engine.encode(query, documents)
-    return engine.run(engine.pad(pairs.ids, pairs.type_ids))
 
 
 @pytest.fixture
@@ -68,7 +63,7 @@ async def test_concurrent_requests_each_get_their_own_scores_in_order(
     requests = [passages(size, max_words=120, seed=size) for size in range(1, 21)]
     results = await asyncio.gather(*(batcher.score(QUERY, documents, timeout_s=30) for documents in requests))
     for documents, result in zip(requests, results, strict=True):
-        np.testing.assert_allclose(result.logits, direct_logits(engine, QUERY, documents), atol=1e-5)
+        np.testing.assert_allclose(result.logits, engine_logits(engine, QUERY, documents), atol=1e-5)
 
 
 async def test_a_request_that_finds_the_model_idle_is_not_held_back(
@@ -77,7 +72,7 @@ async def test_a_request_that_finds_the_model_idle_is_not_held_back(
     batcher = make_batcher(engine, max_wait_s=60.0)
     documents = passages(3)
     result = await asyncio.wait_for(batcher.score(QUERY, documents, timeout_s=30), timeout=20)
-    np.testing.assert_allclose(result.logits, direct_logits(engine, QUERY, documents), atol=1e-5)
+    np.testing.assert_allclose(result.logits, engine_logits(engine, QUERY, documents), atol=1e-5)
 
 
 async def test_requests_arriving_while_the_model_is_busy_share_a_micro_batch(
@@ -116,7 +111,7 @@ async def test_waiting_requests_beyond_one_calls_budget_are_sorted_together(
     # One round: the three short pairs share a call, each long pair (over the budget's half) runs alone.
     assert gated_engine.batch_sizes == [1, 3, 1, 1, 1]
     for documents, result in zip(requests, results, strict=True):
-        np.testing.assert_allclose(result.logits, direct_logits(gated_engine, QUERY, documents), atol=1e-5)
+        np.testing.assert_allclose(result.logits, engine_logits(gated_engine, QUERY, documents), atol=1e-5)
 
 
 async def test_a_request_that_cannot_be_tokenised_fails_alone(
@@ -131,8 +126,8 @@ async def test_a_request_that_cannot_be_tokenised_fails_alone(
         return_exceptions=True,
     )
     assert isinstance(outcomes[1], InferenceFailed)
-    np.testing.assert_allclose(outcomes[0].logits, direct_logits(engine, QUERY, good), atol=1e-5)  # type: ignore[union-attr]
-    np.testing.assert_allclose(outcomes[2].logits, direct_logits(engine, QUERY, good[:2]), atol=1e-5)  # type: ignore[union-attr]
+    np.testing.assert_allclose(outcomes[0].logits, engine_logits(engine, QUERY, good), atol=1e-5)  # type: ignore[union-attr]
+    np.testing.assert_allclose(outcomes[2].logits, engine_logits(engine, QUERY, good[:2]), atol=1e-5)  # type: ignore[union-attr]
 
 
 async def test_a_request_that_breaks_the_model_fails_alone(
@@ -152,7 +147,7 @@ async def test_a_request_that_breaks_the_model_fails_alone(
     await busy
     good_result, poisoned_result = await outcomes
     assert isinstance(poisoned_result, InferenceFailed)
-    np.testing.assert_allclose(good_result.logits, direct_logits(engine, QUERY, good), atol=1e-5)  # type: ignore[union-attr]
+    np.testing.assert_allclose(good_result.logits, engine_logits(engine, QUERY, good), atol=1e-5)  # type: ignore[union-attr]
     assert poisoned.batch_sizes[1] == 6, "both requests were in the micro-batch that failed"
 
 

@@ -9,23 +9,16 @@ import numpy as np
 import pytest
 from reranker_server.engine import BackendUnavailable, Engine, load_engine
 
-from tests.server.conftest import make_settings
+from tests.server.conftest import engine_logits, make_settings
 from tests.server.texts import QUERY, passages
 
 TOLERANCE = 1e-4
 Reference = Callable[[str, Sequence[str], int], np.ndarray]
 
 
-def score(
-    engine: Engine, query: str, documents: Sequence[str], max_tokens_per_doc: int | None = None
-) -> np.ndarray:
-    pairs = engine.encode(query, documents, max_tokens_per_doc)
-    return engine.run(engine.pad(pairs.ids, pairs.type_ids))
-
-
 def test_scores_equal_eager_pytorch(engine: Engine, torch_reference: Reference) -> None:
     documents = [*passages(30, max_words=300), "", "Ünïcode, punctuation! and ☃ symbols 東京"]
-    ours = score(engine, QUERY, documents)
+    ours = engine_logits(engine, QUERY, documents)
     reference = torch_reference(QUERY, documents, engine.max_length)
     np.testing.assert_allclose(ours, reference, atol=TOLERANCE, rtol=0)
     assert np.argsort(-ours, kind="stable").tolist() == np.argsort(-reference, kind="stable").tolist()
@@ -33,9 +26,9 @@ def test_scores_equal_eager_pytorch(engine: Engine, torch_reference: Reference) 
 
 def test_scores_do_not_depend_on_batch_companions(engine: Engine) -> None:
     documents = passages(12, max_words=150, seed=1)
-    together = score(engine, QUERY, documents)
-    alone = np.array([score(engine, QUERY, [document])[0] for document in documents])
-    reversed_batch = score(engine, QUERY, documents[::-1])[::-1]
+    together = engine_logits(engine, QUERY, documents)
+    alone = np.array([engine_logits(engine, QUERY, [document])[0] for document in documents])
+    reversed_batch = engine_logits(engine, QUERY, documents[::-1])[::-1]
     np.testing.assert_allclose(together, alone, atol=1e-5, rtol=0)
     np.testing.assert_allclose(together, reversed_batch, atol=1e-5, rtol=0)
 
@@ -58,16 +51,16 @@ def test_a_huge_query_scores_like_its_first_max_length_tokens(engine: Engine) ->
     words = passages(1, min_words=engine.max_length, max_words=engine.max_length, seed=5)[0]
     huge = words + " " + "x" * 1_000_000
     np.testing.assert_allclose(
-        score(engine, huge, ["a passage"]), score(engine, words, ["a passage"]), atol=1e-6
+        engine_logits(engine, huge, ["a passage"]), engine_logits(engine, words, ["a passage"]), atol=1e-6
     )
 
 
 def test_max_tokens_per_doc_scores_the_cut_passage(engine: Engine) -> None:
     document = passages(1, min_words=80, max_words=80, seed=4)[0]
-    cut = score(engine, QUERY, [document], max_tokens_per_doc=10)
+    cut = engine_logits(engine, QUERY, [document], max_tokens_per_doc=10)
     first_ten_tokens = engine.cut_documents([document], 10)[0]
     assert len(engine._plain.encode(first_ten_tokens, add_special_tokens=False).ids) == 10
-    np.testing.assert_allclose(cut, score(engine, QUERY, [first_ten_tokens]), atol=1e-6)
+    np.testing.assert_allclose(cut, engine_logits(engine, QUERY, [first_ten_tokens]), atol=1e-6)
 
 
 def test_max_length_is_bounded_by_the_models_position_table(test_model_dir: Path, tmp_path: Path) -> None:

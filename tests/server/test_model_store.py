@@ -11,6 +11,7 @@ import pytest
 from reranker_server.engine import Engine
 from reranker_server.model_store import ModelError, ModelFiles, ModelStore, build_atomically
 
+from tests.server.conftest import engine_logits
 from tests.server.texts import QUERY, passages
 
 HUB_ID = "cross-encoder/ms-marco-MiniLM-L-6-v2"
@@ -27,8 +28,7 @@ def checkpoint_dir(test_model_dir: Path, tmp_path: Path) -> Path:
 
 def scores(files: ModelFiles) -> np.ndarray:
     engine = Engine(files, backend="cpu", max_length=128, threads=1)
-    pairs = engine.encode(QUERY, passages(16, max_words=100))
-    return engine.run(engine.pad(pairs.ids, pairs.type_ids))
+    return engine_logits(engine, QUERY, passages(16, max_words=100))
 
 
 def test_a_directory_with_an_onnx_graph_is_served_as_is(test_model_dir: Path, tmp_path: Path) -> None:

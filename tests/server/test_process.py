@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.server.conftest import engine_logits
 from tests.server.process import BIN, ServerProcess, free_port
 from tests.server.texts import QUERY, passages
 
@@ -216,8 +217,7 @@ def test_export_cli_writes_a_graph_whose_scores_match_pytorch(test_model_dir: Pa
     assert str(tmp_path / "cache" / "onnx") in exported.stdout
     files = ModelStore(tmp_path / "cache", offline=True).resolve(str(checkpoint), "main", "none")
     engine = Engine(files, backend="cpu", max_length=256, threads=1)
-    pairs = engine.encode(QUERY, DOCUMENTS)
-    ours = engine.run(engine.pad(pairs.ids, pairs.type_ids))
+    ours = engine_logits(engine, QUERY, DOCUMENTS)
     np.testing.assert_allclose(ours, _torch_logits(checkpoint, DOCUMENTS), atol=1e-4)
 
 
