@@ -4,28 +4,51 @@
 #   docker build --target server-gpu -t kube-reranker/reranker-server-gpu:0.1.0 .
 #   docker build --target operator   -t kube-reranker/reranker-operator:0.1.0 .
 #   docker build --target export     -t kube-reranker/reranker-export:0.1.0 .
-# Each target installs one requirement set, docker/requirements-<target>.txt; tests/e2e/test_images.py
-# installs the same set into a fresh venv and imports the entrypoint, so a broken recipe fails the tests
-# even where no container engine runs. Base images are pinned by tag, not digest: digests cannot be
-# resolved offline where this file is written; add @sha256 pins where the build has registry access.
+# Each target installs one requirement set, docker/requirements-<target>.txt. `make images`
+# (scripts/build-images.sh) builds server, operator and export with podman from a debootstrapped
+# Debian base, and tests/images runs them; tests/e2e/test_images.py also installs each set into a
+# fresh venv, so a broken recipe fails the tests even where no container engine runs. Base images are
+# pinned by tag, not digest: digests cannot be resolved offline where this file is written; add
+# @sha256 pins where the build has registry access.
+#
+# Why Debian's Python instead of the official python:3.11-slim image: that image is Debian slim plus
+# a CPython built from source into /usr/local, which nothing but a registry pull can reproduce. Debian
+# slim with the distribution's python3 (3.11 on bookworm) is what `debootstrap --variant=minbase`
+# rebuilds almost exactly, so the images the tests build and run are the images users run; Debian
+# also ships that interpreter's security fixes through apt, like the rest of the base.
 
-ARG PYTHON_IMAGE=python:3.11.13-slim-bookworm
+ARG DEBIAN_IMAGE=debian:12.15-slim
 ARG CUDA_IMAGE=nvidia/cuda:12.6.3-cudnn-runtime-ubuntu24.04
 
-# ---- Python base: interpreter, the non-root user every runtime image runs as, the model cache path.
-FROM ${PYTHON_IMAGE} AS python-base
+# ---- Python base: the distribution's interpreter (no pip), the non-root user, the model cache path.
+FROM ${DEBIAN_IMAGE} AS python-base
 ARG APP_UID=10001
-ENV PYTHONDONTWRITEBYTECODE=1 \
+ENV DEBIAN_FRONTEND=noninteractive \
+    PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
-RUN groupadd --system --gid "${APP_UID}" app \
+# ca-certificates: the hub downloads and HF_TOKEN requests go over TLS.
+RUN apt-get update \
+ && apt-get install --yes --no-install-recommends python3 ca-certificates \
+ && rm -rf /var/lib/apt/lists/* /var/cache/apt/archives/*.deb \
+ && groupadd --system --gid "${APP_UID}" app \
  && useradd --system --uid "${APP_UID}" --gid app --home-dir /cache --no-create-home \
       --shell /usr/sbin/nologin app \
  && install -d -o app -g app -m 0775 /cache
 
-# ---- Build: sources and pip; each *-venv stage fills /opt/venv with one requirement set.
+# ---- Build: /opt/venv with a current pip, and the sources; each *-venv stage fills /opt/venv with one
+# requirement set. Debian's ensurepip brings pip 23.0, whose build-isolation subprocess drops a
+# configured CA bundle. PIP_CONFIG_FILE is for build hosts whose package index needs its own pip
+# configuration (a CA bundle, local wheels): scripts/build-images.sh passes one on a read-only mount, so
+# neither the file nor what it names ever lands in a runtime image. Unset, pip uses its defaults.
 FROM python-base AS build
+ARG PIP_CONFIG_FILE
+RUN apt-get update \
+ && apt-get install --yes --no-install-recommends python3-venv \
+ && rm -rf /var/lib/apt/lists/* /var/cache/apt/archives/*.deb \
+ && python3 -m venv /opt/venv \
+ && /opt/venv/bin/pip install pip==25.3
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY docker/ docker/
@@ -33,25 +56,29 @@ COPY server/ server/
 COPY operator/ operator/
 
 FROM build AS operator-venv
-RUN python -m venv /opt/venv \
- && /opt/venv/bin/pip install -r docker/requirements-operator.txt \
+ARG PIP_CONFIG_FILE
+RUN /opt/venv/bin/pip install -r docker/requirements-operator.txt \
  && /opt/venv/bin/pip uninstall --yes pip setuptools
 
 FROM build AS server-venv
-RUN python -m venv /opt/venv \
- && /opt/venv/bin/pip install -r docker/requirements-server.txt \
+ARG PIP_CONFIG_FILE
+RUN /opt/venv/bin/pip install -r docker/requirements-server.txt \
  && /opt/venv/bin/pip uninstall --yes pip setuptools
 
+# torch comes from PyTorch's CPU-only index: the default wheel pulls several GB of CUDA libraries that
+# exporting a cross-encoder never uses. An empty TORCH_INDEX_URL leaves the index to pip's configuration
+# (scripts/build-images.sh does that where a CPU wheel lies in the host's local wheels).
 FROM build AS export-venv
-RUN python -m venv /opt/venv \
- && /opt/venv/bin/pip install -r docker/requirements-export-torch.txt \
+ARG PIP_CONFIG_FILE
+ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
+RUN /opt/venv/bin/pip install ${TORCH_INDEX_URL:+--index-url "$TORCH_INDEX_URL"} \
+      -r docker/requirements-export-torch.txt \
  && /opt/venv/bin/pip install -r docker/requirements-export.txt \
  && /opt/venv/bin/pip uninstall --yes pip setuptools
 
 # ---- Runtime base: no installer, no compiler; just the interpreter and the user.
 FROM python-base AS runtime-base
 ARG VERSION=0.1.0
-RUN python -m pip uninstall --yes pip setuptools wheel
 LABEL org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.source="https://github.com/kube-reranker/kube-reranker" \
       org.opencontainers.image.licenses="Apache-2.0" \
@@ -78,6 +105,7 @@ RUN apt-get update \
  && install -d -o app -g app -m 0775 /cache
 
 FROM gpu-base AS server-gpu-venv
+ARG PIP_CONFIG_FILE
 RUN apt-get update \
  && apt-get install --yes --no-install-recommends python3-venv \
  && rm -rf /var/lib/apt/lists/*

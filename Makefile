@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PATH := $(CURDIR)/build/tools/bin:$(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help venv tools lint test test-fast demo bench crds openapi docs clean
+.PHONY: help venv tools images lint test test-fast demo bench crds openapi docs clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -19,8 +19,11 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP) ## create .venv with every extra the tests and benchmarks use
 
-tools: ## install helm and Prometheus/promtool (cached under build/tools and the system)
+tools: ## install helm, Prometheus/promtool and podman (cached under build/tools and the system)
 	bash scripts/install-tools.sh
+
+images: ## build the server, operator and export images with podman, no registry needed (tests/images runs them)
+	bash scripts/build-images.sh
 
 lint: $(STAMP) ## ruff over the whole tree
 	$(BIN)/ruff check .

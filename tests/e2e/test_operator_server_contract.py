@@ -12,26 +12,20 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import yaml
-from reranker_operator import api
-from reranker_operator.config import OperatorConfig
-from reranker_operator.plan import Capabilities, owned, plan_children
-from reranker_operator.resources.common import ChildRef
 from reranker_server.config import DEFAULT_MAX_BATCH_TOKENS
 
-ROOT = Path(__file__).resolve().parents[2]
-EXAMPLE = ROOT / "examples" / "minilm-cpu.yaml"
+from tests.conftest import EXAMPLES_DIR, free_port, rendered_children
+
+EXAMPLE = EXAMPLES_DIR / "minilm-cpu.yaml"
 QUERY = "How do I keep reranking latency low?"
 # What the server reports in /info for the settings the operator derives from the spec.
 SERVED_SETTINGS = {
@@ -49,20 +43,9 @@ SERVED_SETTINGS = {
 }
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def rendered_deployment() -> dict[str, Any]:
     """The Deployment exactly as the operator applies it for the example."""
-    cr = yaml.safe_load(EXAMPLE.read_text())
-    cr["metadata"] |= {"namespace": "search", "uid": str(uuid.uuid4())}
-    ref = ChildRef(cr_name=cr["metadata"]["name"], namespace="search")
-    plan = plan_children(api.parse_spec(cr["spec"]), ref, OperatorConfig(), Capabilities())
-    (deployment,) = [child for child in owned(plan.children, cr) if child["kind"] == "Deployment"]
-    return deployment
+    return rendered_children(EXAMPLE.stem)["Deployment"]
 
 
 def probe_url(container: dict[str, Any], probe: str, ports: dict[int, int]) -> str:

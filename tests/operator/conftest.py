@@ -82,13 +82,10 @@ def operator_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
 
 
-@pytest.fixture
-def cluster(
-    kmock: kmock.KubernetesEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, operator_env: None
-) -> kmock.KubernetesEmulator:
-    """The emulator serving the built-in APIs and our CRD's API, and a kubeconfig pointing at it."""
-    kmock.resources.load_bundled()
-    kmock.resources[CR_RESOURCE] = kmock.ResourceInfo(
+def emulate_cluster(emulator: kmock.KubernetesEmulator, kubeconfig: Path) -> None:
+    """Serve the built-in APIs and our CRD's API, and write a kubeconfig pointing at the emulator."""
+    emulator.resources.load_bundled()
+    emulator.resources[CR_RESOURCE] = kmock.ResourceInfo(
         kind=naming.KIND,
         singular=naming.SINGULAR,
         namespaced=True,
@@ -96,20 +93,27 @@ def cluster(
         verbs=ALL_VERBS,
         subresources={"status"},
     )
-    kubeconfig = tmp_path / "kubeconfig"
     kubeconfig.write_text(
         yaml.safe_dump(
             {
                 "apiVersion": "v1",
                 "kind": "Config",
                 "current-context": "kmock",
-                "clusters": [{"name": "kmock", "cluster": {"server": str(kmock.url).rstrip("/")}}],
+                "clusters": [{"name": "kmock", "cluster": {"server": str(emulator.url).rstrip("/")}}],
                 "users": [{"name": "kmock", "user": {"token": "test-token"}}],
                 "contexts": [{"name": "kmock", "context": {"cluster": "kmock", "user": "kmock"}}],
             }
         )
     )
-    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
+
+
+@pytest.fixture
+def cluster(
+    kmock: kmock.KubernetesEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, operator_env: None
+) -> kmock.KubernetesEmulator:
+    """The emulator serving the built-in APIs and our CRD's API, and a kubeconfig pointing at it."""
+    emulate_cluster(kmock, tmp_path / "kubeconfig")
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "kubeconfig"))
     return kmock
 
 

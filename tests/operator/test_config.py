@@ -32,6 +32,7 @@ def test_every_setting_is_read_from_its_variable():
             "RERANKER_OPERATOR_LOG_FORMAT": "json",
             "RERANKER_OPERATOR_RESYNC_SECONDS": "60",
             "RERANKER_OPERATOR_METRICS_PORT": "9091",
+            "RERANKER_OPERATOR_LIVENESS_PORT": "18080",
             "KUBECONFIG": "/tmp/kubeconfig",
             "KUBERNETES_SERVICE_HOST": "10.0.0.1",
         }
@@ -46,6 +47,11 @@ def test_every_setting_is_read_from_its_variable():
     assert settings.prometheus_url == "http://prometheus:9090"
     assert (settings.log_format, settings.resync_seconds, settings.metrics_port) == ("json", 60, 9091)
     assert (settings.kubeconfig, settings.in_cluster) == ("/tmp/kubeconfig", True)
+    assert settings.liveness_endpoint == "http://0.0.0.0:18080/healthz"
+
+
+def test_liveness_is_served_where_the_charts_probe_asks_by_default():
+    assert config.OperatorConfig.from_env({}).liveness_endpoint == "http://0.0.0.0:8080/healthz"
 
 
 def test_the_pod_name_identifies_a_replica_and_processes_outside_pods_get_host_and_pid():
@@ -66,7 +72,13 @@ def test_empty_variables_mean_the_default():
 
 @pytest.mark.parametrize(
     ("name", "value"),
-    [("LOG_FORMAT", "xml"), ("RESYNC_SECONDS", "soon"), ("RESYNC_SECONDS", "1"), ("METRICS_PORT", "70000")],
+    [
+        ("LOG_FORMAT", "xml"),
+        ("RESYNC_SECONDS", "soon"),
+        ("RESYNC_SECONDS", "1"),
+        ("METRICS_PORT", "70000"),
+        ("LIVENESS_PORT", "0"),
+    ],
 )
 def test_a_wrong_value_is_rejected_with_the_variable_name(name, value):
     with pytest.raises(config.ConfigError, match=f"RERANKER_OPERATOR_{name}"):

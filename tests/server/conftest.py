@@ -92,32 +92,6 @@ async def client(
         yield client
 
 
-@pytest.fixture(scope="session")
-def torch_reference(test_model_dir: Path) -> Callable[[str, Sequence[str], int], np.ndarray]:
-    """Eager PyTorch logits of the test model (transformers, same weights): the ground truth."""
-    import torch
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(test_model_dir)
-    model = AutoModelForSequenceClassification.from_pretrained(
-        test_model_dir, attn_implementation="eager"
-    ).eval()
-
-    def logits(query: str, documents: Sequence[str], max_length: int) -> np.ndarray:
-        batch = tokenizer(
-            [query] * len(documents),
-            list(documents),
-            padding=True,
-            truncation="longest_first",
-            max_length=max_length,
-            return_tensors="pt",
-        )
-        with torch.no_grad():
-            return model(**batch).logits[:, 0].numpy()
-
-    return logits
-
-
 class GatedEngine(Engine):
     """The real test model, whose ONNX Runtime calls wait at a gate the test opens.
 

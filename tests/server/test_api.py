@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -14,10 +14,10 @@ from reranker_server.config import Settings
 from reranker_server.engine import Engine, sigmoid
 from reranker_server.schemas import RerankResponse, TEIRerankResponse
 
+from tests.conftest import Reference
 from tests.server.conftest import TEST_K_CAP, engine_logits, running_app
 from tests.server.texts import QUERY, passages
 
-Reference = Callable[[str, Sequence[str], int], np.ndarray]
 DOCUMENTS = passages(8, max_words=60, seed=11)
 
 

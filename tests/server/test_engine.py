@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 import pytest
 from reranker_server.engine import BackendUnavailable, Engine, load_engine
 
+from tests.conftest import Reference
 from tests.server.conftest import engine_logits, make_settings
 from tests.server.texts import QUERY, passages
 
 TOLERANCE = 1e-4
-Reference = Callable[[str, Sequence[str], int], np.ndarray]
 
 
 def test_scores_equal_eager_pytorch(engine: Engine, torch_reference: Reference) -> None:
