@@ -41,7 +41,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     from reranker_server.batcher import ROUND_CALLS
     from reranker_server.engine import Engine
     from reranker_server.microbatch import plan_micro_batches
-    from reranker_server.model_store import ModelStore
+    from reranker_server.preparation.store import ModelStore
     from tokenizers import Tokenizer
 
     from bench.workload import make_request, word_pool

@@ -91,7 +91,7 @@ def measure_model(model_dir: Path, cache: Path) -> dict[str, Any]:
     import torch
     from reranker_server.engine import Engine
     from reranker_server.microbatch import plan_micro_batches
-    from reranker_server.model_store import ModelStore
+    from reranker_server.preparation.store import ModelStore
     from tokenizers import Tokenizer
     from transformers import BertConfig, BertForSequenceClassification, PreTrainedTokenizerFast
 

@@ -23,9 +23,10 @@ from pydantic import BaseModel
 from starlette.responses import Response
 
 from reranker_server import __doc__ as package_doc
+from reranker_server.artefact import ArtefactError, ModelError, check_canary
 from reranker_server.batcher import Batcher, Scored
 from reranker_server.config import Settings
-from reranker_server.engine import Engine, EngineError, load_engine
+from reranker_server.engine import Engine, EngineError, pair_logits
 from reranker_server.errors import (
     JSON_MEDIA_TYPE,
     KCapExceeded,
@@ -34,9 +35,9 @@ from reranker_server.errors import (
     install_error_handlers,
 )
 from reranker_server.lifecycle import Lifecycle
+from reranker_server.loading import load_engine
 from reranker_server.metrics import Metrics
 from reranker_server.middleware import BodyGuard, RequestMetrics, note_admitted, note_candidates
-from reranker_server.model_store import ModelError
 from reranker_server.schemas import (
     Health,
     Info,
@@ -81,6 +82,8 @@ class Services:
     engine: Engine | None = None
     batcher: Batcher | None = None
     warmup: WarmupReport | None = None
+    #: How the warm-up integrity check went; None when the model has no canaries (prepared on the spot).
+    integrity: str | None = None
 
 
 def services(request: Request) -> Services:
@@ -159,7 +162,10 @@ async def start(state: Services) -> None:
             backend=settings.backend,
             quantization=settings.quantize,
             max_length=str(engine.max_length),
+            digest=engine.files.digest or "",
         ).set(1)
+        if engine.files.canary is not None:
+            state.integrity = await in_daemon_thread(lambda: verify_integrity(engine))
         state.batcher = Batcher(
             engine,
             max_batch_tokens=settings.batch_tokens,
@@ -182,6 +188,21 @@ async def start(state: Services) -> None:
     except Exception as exc:
         log.exception("start-up failed")
         lifecycle.failed(f"start-up failed: {type(exc).__name__}; see the server log")
+
+
+def verify_integrity(engine: Engine) -> str:
+    """The artefact's canaries, scored by this pod's graph on this pod's CPU, against PyTorch's logits."""
+    canary = engine.files.canary
+    assert canary is not None
+    check = check_canary(canary, pair_logits(engine, canary.pairs))
+    if not check.passed:
+        raise ArtefactError(
+            f"integrity check failed: {check.describe(canary)}; the artefact does not score as its "
+            "checkpoint did (damaged volume, or a graph prepared for another runtime): re-prepare it",
+            reason="IntegrityCheckFailed",
+        )
+    log.info("integrity check passed: %s", check.describe(canary))
+    return f"passed: {check.describe(canary)}"
 
 
 async def in_daemon_thread(work: Callable[[], T]) -> T:
@@ -376,6 +397,8 @@ async def info(request: Request) -> Info:
         model=settings.model,
         revision=settings.revision,
         resolved_revision=engine.files.revision if engine else None,
+        artefact_digest=engine.files.digest if engine else None,
+        integrity_check=state.integrity,
         backend=settings.backend,
         execution_providers=engine.providers if engine else [],
         quantization=settings.quantize,

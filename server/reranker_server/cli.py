@@ -1,4 +1,4 @@
-"""`reranker-server serve | export | make-test-model`: the process edge.
+"""`reranker-server serve | prepare | export | make-test-model`: the process edge.
 
 Everything environmental is read here (flags and env vars, once) and passed down as a Settings
 object. Heavy imports happen inside the subcommand that needs them, so `--help` is instant and
@@ -41,6 +41,22 @@ def build_parser() -> argparse.ArgumentParser:
     add_options(export, EXPORT_FIELDS)
     export.set_defaults(handler=run_export)
 
+    prepare = commands.add_parser(
+        "prepare",
+        help="prepare one recipe into a verified artefact directory (what the operator's Job runs)",
+        description="Download, export, fuse, quantise and check a model into --out with a manifest; "
+        "`serve --artefact OUT` then serves it without torch and without the hub.",
+    )
+    add_options(prepare, EXPORT_FIELDS)
+    prepare.add_argument("--out", type=Path, required=True, help="the artefact directory to write")
+    prepare.add_argument(
+        "--termination-log",
+        type=Path,
+        default=None,
+        help="also write the one-line result here (a Job passes /dev/termination-log to the operator)",
+    )
+    prepare.set_defaults(handler=run_prepare)
+
     test_model = commands.add_parser(
         "make-test-model",
         help="write a small seeded BERT cross-encoder (meaningless scores) for tests and offline demos",
@@ -53,6 +69,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--intermediate", type=int, default=0, help="feed-forward size (default 4 x hidden)"
     )
     test_model.add_argument("--seed", type=int, default=0, help="weight seed (default 0)")
+    test_model.add_argument(
+        "--architecture",
+        choices=["bert", "xlm-roberta"],
+        default="bert",
+        help="bert (ms-marco-MiniLM's) or xlm-roberta (bge-reranker-v2-m3's); default bert",
+    )
     test_model.add_argument("--no-onnx", action="store_true", help="skip writing onnx/model.onnx")
     test_model.set_defaults(handler=run_make_test_model)
     return parser
@@ -78,7 +100,8 @@ def run_serve(args: argparse.Namespace) -> int:
 
 def run_export(args: argparse.Namespace) -> int:
     from reranker_server import logs
-    from reranker_server.model_store import ModelError, ModelStore
+    from reranker_server.artefact import ModelError
+    from reranker_server.preparation.store import ModelStore
 
     settings = settings_or_exit(args)
     logs.configure(settings.log_format)
@@ -95,6 +118,32 @@ def run_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_prepare(args: argparse.Namespace) -> int:
+    from reranker_server import logs
+    from reranker_server.artefact import ModelError, Recipe
+    from reranker_server.preparation.prepare import prepare, result_line
+
+    settings = settings_or_exit(args)
+    logs.configure(settings.log_format)
+    recipe = Recipe(
+        model=settings.model,
+        revision=settings.revision,
+        backend=settings.backend,
+        quantization=settings.quantize,
+    )
+    try:
+        prepared = prepare(recipe, out=args.out, cache_dir=settings.cache_dir, offline=settings.hub_offline)
+    except ModelError as exc:
+        line, code = f"{exc.reason}: {exc}", 1
+        print(f"reranker-server prepare: {line}", file=sys.stderr)
+    else:
+        line, code = result_line(prepared), 0
+        print(line)
+    if args.termination_log is not None:
+        args.termination_log.write_text(line)
+    return code
+
+
 def run_make_test_model(args: argparse.Namespace) -> int:
     from reranker_server.testmodel import MEANINGLESS_NOTE, ModelShape, make_test_model
 
@@ -105,7 +154,7 @@ def run_make_test_model(args: argparse.Namespace) -> int:
         intermediate=args.intermediate,
         seed=args.seed,
     )
-    out = make_test_model(args.out, shape, with_onnx=not args.no_onnx)
+    out = make_test_model(args.out, shape, with_onnx=not args.no_onnx, architecture=args.architecture)
     print(f"wrote {out} ({shape.layers} layers, hidden {shape.hidden}, {shape.attention_heads} heads)")
     print(MEANINGLESS_NOTE)
     return 0

@@ -44,6 +44,7 @@ class Settings(BaseModel):
     model: Annotated[str, Field(min_length=1, description="local directory or Hugging Face model id")]
     revision: Annotated[str, Field(min_length=1)] = "main"
     cache_dir: Path = Path(DEFAULT_CACHE_DIR)
+    artefact: Path | None = None
     quantize: Literal["none", "int8"] = "none"
     max_length: Annotated[int, Field(ge=8, le=8192)] = 512
     backend: Literal["cpu", "gpu"] = "cpu"
@@ -111,6 +112,11 @@ OPTIONS: Final[tuple[Option, ...]] = (
     Option("model", "local model directory or Hugging Face model id"),
     Option("revision", "hub revision (branch, tag or commit) when --model is a model id"),
     Option("cache_dir", "where hub downloads, ONNX exports and int8 graphs are cached"),
+    Option(
+        "artefact",
+        "a prepared model directory (reranker-server prepare --out): served as its manifest says, checked "
+        "by its canaries at warm-up; --model, --revision, --backend and --quantize must match its recipe",
+    ),
     Option("quantize", "none or int8 (dynamic int8 quantisation for CPU)"),
     Option("max_length", "tokens per (query, passage) pair; the passage is cut first"),
     Option("backend", "cpu (ONNX Runtime CPU) or gpu (CUDA execution provider, no CPU fall-back)"),

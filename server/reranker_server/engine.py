@@ -17,9 +17,7 @@ import numpy as np
 import onnxruntime as ort
 from tokenizers import Tokenizer
 
-from reranker_server.config import Settings
-from reranker_server.cpus import container_cpus
-from reranker_server.model_store import ModelFiles, ModelStore
+from reranker_server.artefact import ModelFiles, effective_max_length
 
 log = logging.getLogger(__name__)
 
@@ -30,8 +28,6 @@ PAD_TOKENS: Final = ("[PAD]", "<pad>", "<PAD>")
 #: tokenising. No tokenizer needs this many characters per token to fill max_length, so text beyond
 #: max_length x this never changes a score; it is dropped before tokenising.
 QUERY_CHARS_PER_TOKEN: Final = 32
-#: BERT-style models reserve none of their position table; RoBERTa/XLM-R reserve padding_idx + 1.
-ROBERTA_FAMILY: Final = frozenset({"roberta", "xlm-roberta", "camembert", "xlm-roberta-xl"})
 
 
 class EngineError(RuntimeError):
@@ -172,6 +168,15 @@ class Engine:
         return logits.reshape(len(logits), -1)[:, 0].astype(np.float32, copy=False)
 
 
+def pair_logits(engine: Engine, pairs: Sequence[Sequence[str]]) -> list[float]:
+    """Raw logits of (query, passage) pairs, one model call per pair: what the integrity check compares."""
+    logits = []
+    for query, passage in pairs:
+        encoded = engine.encode(query, [passage])
+        logits.append(float(engine.run(engine.pad(encoded.ids, encoded.type_ids))[0]))
+    return logits
+
+
 def create_session(files: ModelFiles, *, backend: str, threads: int) -> ort.InferenceSession:
     """An ONNX Runtime session with full graph optimisation on exactly the requested backend."""
     options = ort.SessionOptions()
@@ -212,16 +217,6 @@ def create_session(files: ModelFiles, *, backend: str, threads: int) -> ort.Infe
     return session
 
 
-def effective_max_length(config: dict[str, Any], requested: int) -> int:
-    """The requested max_length bounded by the model's position table."""
-    positions = config.get("max_position_embeddings")
-    if not isinstance(positions, int) or positions <= 0:
-        return requested
-    if config.get("model_type") in ROBERTA_FAMILY:
-        positions -= int(config.get("pad_token_id", 1)) + 1
-    return min(requested, positions)
-
-
 def pad_token_id(tokenizer: Tokenizer, config: dict[str, Any]) -> int:
     for token in PAD_TOKENS:
         token_id = tokenizer.token_to_id(token)
@@ -238,16 +233,3 @@ def estimate_tokens(query_chars: int, document_chars: int, chars_per_token: floa
     uses this estimate; the batcher calibrates `chars_per_token` from the pairs it does tokenise.
     """
     return min(max_length, 3 + math.ceil((query_chars + document_chars) / chars_per_token))
-
-
-def load_engine(settings: Settings) -> Engine:
-    """Resolve, fetch, export or quantise as needed, then load: the slow part of a pod's start."""
-    files = ModelStore(settings.cache_dir, offline=settings.hub_offline).resolve(
-        settings.model, settings.revision, settings.quantize, fuse=settings.backend == "cpu"
-    )
-    return Engine(
-        files,
-        backend=settings.backend,
-        max_length=settings.max_length,
-        threads=settings.intra_op_threads or container_cpus(),
-    )

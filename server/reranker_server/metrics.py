@@ -115,7 +115,7 @@ class Metrics:
             ),
             model_info=Gauge(
                 "reranker_model_info", "The served model (always 1).",
-                ["model", "revision", "backend", "quantization", "max_length"], registry=registry,
+                ["model", "revision", "backend", "quantization", "max_length", "digest"], registry=registry,
             ),
         )  # fmt: skip
         for reason in REJECTION_REASONS:

@@ -258,6 +258,9 @@ class Info(BaseModel):
     model: str
     revision: str
     resolved_revision: str | None
+    #: sha256 over the prepared artefact's files: equal on every replica that serves the same bytes.
+    artefact_digest: str | None = None
+    integrity_check: str | None = None
     backend: str
     execution_providers: list[str]
     quantization: str

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Any, Final, Literal
 
 MEANINGLESS_NOTE: Final = (
     "TEST MODEL built by `reranker-server make-test-model`: random weights, its scores are MEANINGLESS. "
@@ -49,6 +49,7 @@ query document passage search rerank reranker ranking relevance score latency th
 model server cpu gpu memory cache kubernetes pod replica request response retrieval candidate answer
 """
 WORDS: Final = tuple(WORD_LIST.split())
+Architecture = Literal["bert", "xlm-roberta"]
 
 
 @dataclass(frozen=True)
@@ -77,15 +78,38 @@ def vocabulary() -> list[str]:
     return list(dict.fromkeys([*pieces, *WORDS]))
 
 
-def make_test_model(out: Path, shape: ModelShape, *, with_onnx: bool = True) -> Path:
-    """Write the checkpoint, tokenizer and (optionally) onnx/model.onnx into `out`."""
+def make_test_model(
+    out: Path, shape: ModelShape, *, with_onnx: bool = True, architecture: Architecture = "bert"
+) -> Path:
+    """Write the checkpoint, tokenizer and (optionally) onnx/model.onnx into `out`.
+
+    `xlm-roberta` is bge-reranker-v2-m3's architecture (XLMRobertaForSequenceClassification): a
+    SentencePiece-style tokenizer, `<s> A </s></s> B </s>` pairs, no token types, positions offset
+    past the padding index.
+    """
     import torch
+
+    from reranker_server.preparation.export import GRAPH_NAME, export_module
+
+    out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(shape.seed)
+    if architecture == "bert":
+        model, input_names = _bert(out, shape)
+    else:
+        model, input_names = _xlm_roberta(out, shape)
+    model.config.kube_reranker_note = MEANINGLESS_NOTE
+    model.save_pretrained(out)
+    (out / "README.md").write_text(f"# Test model\n\n{MEANINGLESS_NOTE}\n\nShape: {shape} ({architecture})\n")
+    if with_onnx:
+        (out / "onnx").mkdir(exist_ok=True)
+        export_module(model, out / "onnx" / GRAPH_NAME, input_names=input_names)
+    return out
+
+
+def _bert(out: Path, shape: ModelShape) -> tuple[Any, list[str]]:
     from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
     from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
 
-    from reranker_server.export import GRAPH_NAME, export_module
-
-    out.mkdir(parents=True, exist_ok=True)
     vocab = vocabulary()
     ids = {token: index for index, token in enumerate(vocab)}
     tokenizer = Tokenizer(models.WordPiece(ids, unk_token="[UNK]", max_input_chars_per_word=100))
@@ -98,8 +122,6 @@ def make_test_model(out: Path, shape: ModelShape, *, with_onnx: bool = True) -> 
     )
     tokenizer.decoder = decoders.WordPiece()
     BertTokenizerFast(tokenizer_object=tokenizer, model_max_length=shape.max_positions).save_pretrained(out)
-
-    torch.manual_seed(shape.seed)
     config = BertConfig(
         vocab_size=len(vocab),
         hidden_size=shape.hidden,
@@ -113,13 +135,56 @@ def make_test_model(out: Path, shape: ModelShape, *, with_onnx: bool = True) -> 
         initializer_range=0.2,
         attn_implementation="eager",
     )
-    config.kube_reranker_note = MEANINGLESS_NOTE
-    model = BertForSequenceClassification(config).eval()
-    model.save_pretrained(out)
-    (out / "README.md").write_text(f"# Test model\n\n{MEANINGLESS_NOTE}\n\nShape: {shape}\n")
-    if with_onnx:
-        (out / "onnx").mkdir(exist_ok=True)
-        export_module(
-            model, out / "onnx" / GRAPH_NAME, input_names=["input_ids", "attention_mask", "token_type_ids"]
+    return BertForSequenceClassification(config).eval(), ["input_ids", "attention_mask", "token_type_ids"]
+
+
+def _xlm_roberta(out: Path, shape: ModelShape) -> tuple[Any, list[str]]:
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
+    from transformers import XLMRobertaConfig, XLMRobertaForSequenceClassification, XLMRobertaTokenizerFast
+
+    specials = ["<s>", "<pad>", "</s>", "<unk>"]
+    words = [f"\u2581{word}" for word in WORDS]
+    characters = [*ALPHABET, *PUNCTUATION]
+    pieces = list(
+        dict.fromkeys(
+            [(token, 0.0) for token in specials]
+            + [(word, -1.0) for word in words]
+            + [(f"\u2581{c}", -5.0) for c in characters]
+            + [(c, -6.0) for c in characters]
+            + [("\u2581", -8.0)]
         )
-    return out
+    )
+    pieces.append(("<mask>", 0.0))
+    tokenizer = Tokenizer(models.Unigram(pieces, unk_id=specials.index("<unk>")))
+    tokenizer.normalizer = normalizers.Sequence([normalizers.NFKC(), normalizers.Lowercase()])
+    tokenizer.pre_tokenizer = pre_tokenizers.Metaspace(replacement="\u2581", prepend_scheme="always")
+    tokenizer.decoder = decoders.Metaspace(replacement="\u2581", prepend_scheme="always")
+    tokenizer.post_processor = processors.RobertaProcessing(sep=("</s>", 2), cls=("<s>", 0))
+    XLMRobertaTokenizerFast(
+        tokenizer_object=tokenizer,
+        bos_token="<s>",
+        eos_token="</s>",
+        sep_token="</s>",
+        cls_token="<s>",
+        unk_token="<unk>",
+        pad_token="<pad>",
+        mask_token="<mask>",
+        model_max_length=shape.max_positions,
+    ).save_pretrained(out)
+    config = XLMRobertaConfig(
+        vocab_size=len(pieces),
+        hidden_size=shape.hidden,
+        num_hidden_layers=shape.layers,
+        num_attention_heads=shape.attention_heads,
+        intermediate_size=shape.intermediate_size,
+        # XLM-R numbers positions from padding_idx + 1: two more slots than usable tokens.
+        max_position_embeddings=shape.max_positions + 2,
+        type_vocab_size=1,
+        pad_token_id=1,
+        bos_token_id=0,
+        eos_token_id=2,
+        num_labels=1,
+        initializer_range=0.2,
+        attn_implementation="eager",
+    )
+    return XLMRobertaForSequenceClassification(config).eval(), ["input_ids", "attention_mask"]

@@ -15,20 +15,10 @@ from dataclasses import dataclass
 from typing import Final
 
 from reranker_server.batcher import Batcher
+from reranker_server.samples import WARMUP_QUERY, WORDS
 
 log = logging.getLogger(__name__)
 
-#: Common English words, whole tokens in every reranker vocabulary: a passage of n words is about n
-#: tokens, so warm-up tokenises what it measures, as production text does. Passages walk through
-#: them in varied orders: a sentence repeated hundreds of times is not text, and with some weights
-#: it drives activations into slow denormal floats that real traffic never sees.
-WARMUP_QUERY: Final = "how to find the best answer to a query"
-TEXT: Final = (
-    "the best answer to a query is often in the first passage that a search system can find but "
-    "people also read more than one page when they want to know why a thing can work and how long it "
-    "will take so every good answer should tell them what did happen where and who made it"
-)
-WORDS: Final = tuple(TEXT.split())
 SHORT_WORDS: Final = 12
 #: Coprime with the number of words, so each passage visits them all in a different order.
 STRIDE: Final = 7

@@ -13,7 +13,8 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 from reranker_server.config import DEFAULT_MAX_BATCH_TOKENS
-from reranker_server.engine import CUDA_PROVIDER, load_engine
+from reranker_server.engine import CUDA_PROVIDER
+from reranker_server.loading import load_engine
 
 from tests.server.conftest import engine_logits, make_settings
 from tests.server.process import ServerProcess

@@ -17,7 +17,8 @@ from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from reranker_server.api import create_app
 from reranker_server.config import Settings
-from reranker_server.engine import Engine, Feeds, load_engine
+from reranker_server.engine import Engine, Feeds
+from reranker_server.loading import load_engine
 
 #: Small k cap for in-process apps: warm-up runs k-cap pairs at max_length, keep it cheap.
 TEST_K_CAP = 20

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from reranker_server.engine import BackendUnavailable, Engine, load_engine
+from reranker_server.engine import BackendUnavailable, Engine
+from reranker_server.loading import load_engine
 
 from tests.conftest import Reference
 from tests.server.conftest import engine_logits, make_settings

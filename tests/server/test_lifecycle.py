@@ -10,7 +10,8 @@ import httpx
 from reranker_server.api import create_app
 from reranker_server.config import Settings
 from reranker_server.engine import Engine
-from reranker_server.warmup import WARMUP_QUERY, Shape, documents
+from reranker_server.samples import WARMUP_QUERY
+from reranker_server.warmup import Shape, documents
 
 from tests.server.conftest import TEST_K_CAP, GatedEngine, running_app, wait_for
 from tests.server.texts import QUERY

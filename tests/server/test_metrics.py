@@ -114,6 +114,7 @@ async def test_readiness_warm_up_and_model_are_exported(client: httpx.AsyncClien
         "backend": "cpu",
         "quantization": "none",
         "max_length": "128",
+        "digest": "",
     }
 
 

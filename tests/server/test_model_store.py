@@ -8,8 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from reranker_server.artefact import ModelError, ModelFiles
 from reranker_server.engine import Engine
-from reranker_server.model_store import ModelError, ModelFiles, ModelStore, build_atomically
+from reranker_server.preparation.store import ModelStore, build_atomically
 
 from tests.server.conftest import engine_logits
 from tests.server.texts import QUERY, passages

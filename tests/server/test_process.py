@@ -206,7 +206,7 @@ def test_a_model_that_ships_onnx_is_served_where_torch_cannot_be_imported(
 @pytest.mark.timeout(120)
 def test_export_cli_writes_a_graph_whose_scores_match_pytorch(test_model_dir: Path, tmp_path: Path) -> None:
     from reranker_server.engine import Engine
-    from reranker_server.model_store import ModelStore
+    from reranker_server.preparation.store import ModelStore
 
     checkpoint = tmp_path / "checkpoint"
     made = _cli("make-test-model", "--out", str(checkpoint), "--no-onnx", "--seed", "0")

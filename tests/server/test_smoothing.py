@@ -11,8 +11,14 @@ import onnxruntime as ort
 import pytest
 from onnx import numpy_helper
 from onnxruntime.quantization import QuantType, quantize_dynamic
-from reranker_server.quantize import QUANTIZED_OPS, calibration_batches, quantize_int8
-from reranker_server.smoothing import channel_maxima, probe_runner, smooth, smoothable_nodes, smoothing_scales
+from reranker_server.preparation.quantize import QUANTIZED_OPS, calibration_batches, quantize_int8
+from reranker_server.preparation.smoothing import (
+    channel_maxima,
+    probe_runner,
+    smooth,
+    smoothable_nodes,
+    smoothing_scales,
+)
 from tokenizers import Tokenizer
 
 from tests.server.texts import QUERY, passages

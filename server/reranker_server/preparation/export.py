@@ -18,15 +18,19 @@ if TYPE_CHECKING:
 
 OPSET: Final = 17
 GRAPH_NAME: Final = "model.onnx"
-#: Protobuf cannot hold more than 2 GiB; bigger graphs keep their weights in one side file.
+#: Protobuf cannot hold more than 2 GiB; bigger graphs keep their weights in one side file. Every step
+#: (export, fusion, quantisation) switches to it above this size, well below the limit.
 EXTERNAL_DATA_NAME: Final = "model.onnx_data"
+EXTERNAL_DATA_THRESHOLD_BYTES: Final = 1_500_000_000
 
 
 class ExportUnavailable(RuntimeError):
     """torch/transformers are not installed, so a model without an ONNX graph cannot be served."""
 
 
-def export_checkpoint(source: Path, destination: Path) -> Path:
+def export_checkpoint(
+    source: Path, destination: Path, *, external_data_threshold_bytes: int = EXTERNAL_DATA_THRESHOLD_BYTES
+) -> Path:
     """Write `destination/model.onnx` plus tokenizer and config from a checkpoint directory.
 
     `destination` must be empty: the caller (model_store) builds into a temporary directory and
@@ -50,11 +54,22 @@ def export_checkpoint(source: Path, destination: Path) -> Path:
         raise ExportUnavailable(f"{source} has no fast (Rust) tokenizer; the server needs tokenizer.json")
     tokenizer.save_pretrained(destination)
     model.config.save_pretrained(destination)
-    export_module(model, destination / GRAPH_NAME, input_names=list(tokenizer.model_input_names))
+    export_module(
+        model,
+        destination / GRAPH_NAME,
+        input_names=list(tokenizer.model_input_names),
+        external_data_threshold_bytes=external_data_threshold_bytes,
+    )
     return destination / GRAPH_NAME
 
 
-def export_module(model: torch.nn.Module, path: Path, *, input_names: list[str]) -> None:
+def export_module(
+    model: torch.nn.Module,
+    path: Path,
+    *,
+    input_names: list[str],
+    external_data_threshold_bytes: int = EXTERNAL_DATA_THRESHOLD_BYTES,
+) -> None:
     """Trace `model` into an ONNX graph whose inputs have dynamic batch and sequence axes."""
     import torch
 
@@ -79,13 +94,15 @@ def export_module(model: torch.nn.Module, path: Path, *, input_names: list[str])
             opset_version=OPSET,
             do_constant_folding=True,
         )
-    _move_graph(scratch, path)
+    _move_graph(scratch, path, external_data_threshold_bytes)
 
 
-def _move_graph(scratch: Path, path: Path) -> None:
-    """Big models come out as one file per tensor: keep one graph plus at most one weights file."""
+def _move_graph(scratch: Path, path: Path, external_data_threshold_bytes: int) -> None:
+    """Keep one graph plus, above the threshold, one weights file (torch writes one file per tensor
+    past 2 GiB; below it, one graph file that later steps could not grow past protobuf's limit)."""
     written = list(scratch.iterdir())
-    if len(written) == 1:
+    size = sum(p.stat().st_size for p in written)
+    if len(written) == 1 and size <= external_data_threshold_bytes:
         (scratch / GRAPH_NAME).rename(path)
     else:
         import onnx

@@ -13,21 +13,27 @@ import logging
 from pathlib import Path
 from typing import Any, Final
 
+from reranker_server.preparation.export import EXTERNAL_DATA_THRESHOLD_BYTES
+
 log = logging.getLogger(__name__)
 
 #: Architectures ONNX Runtime's "bert" fusion recognises (same encoder block, different embeddings).
 FUSABLE_MODEL_TYPES: Final = frozenset(
     {"bert", "roberta", "xlm-roberta", "camembert", "distilbert", "electra"}
 )
-#: Above this size the fused graph keeps its weights in an external file (protobuf stops at 2 GiB).
-EXTERNAL_DATA_THRESHOLD_BYTES: Final = 1_500_000_000
 
 
 class FusionUnavailable(RuntimeError):
     """This graph cannot be fused; it is served as it is (correct, only slower and bigger)."""
 
 
-def fuse_graph(source: Path, destination: Path, config: dict[str, Any]) -> None:
+def fuse_graph(
+    source: Path,
+    destination: Path,
+    config: dict[str, Any],
+    *,
+    external_data_threshold_bytes: int = EXTERNAL_DATA_THRESHOLD_BYTES,
+) -> None:
     """Write the fused version of `source` to `destination`, or raise FusionUnavailable."""
     model_type = config.get("model_type")
     if model_type not in FUSABLE_MODEL_TYPES:
@@ -46,6 +52,6 @@ def fuse_graph(source: Path, destination: Path, config: dict[str, Any]) -> None:
         raise FusionUnavailable(f"the attention pattern of {source} was not recognised")
     weights_bytes = sum(p.stat().st_size for p in source.parent.iterdir() if p.name.startswith(source.name))
     optimized.save_model_to_file(
-        str(destination), use_external_data_format=weights_bytes > EXTERNAL_DATA_THRESHOLD_BYTES
+        str(destination), use_external_data_format=weights_bytes > external_data_threshold_bytes
     )
     log.info("fused %s: %s", source, {name: count for name, count in fused.items() if count})

@@ -17,9 +17,10 @@ import re
 import shutil
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Literal
+
+from reranker_server.artefact import ModelError, ModelFiles, effective_max_length
 
 log = logging.getLogger(__name__)
 
@@ -40,29 +41,18 @@ HUB_METADATA_PATTERNS: Final = [
 HUB_WEIGHT_PATTERNS: Final = (["*.safetensors"], ["pytorch_model*.bin"])
 
 
-class ModelError(RuntimeError):
-    """The model cannot be made servable; the message says which model and what to do."""
-
-
-@dataclass(frozen=True)
-class ModelFiles:
-    """A servable model: the graph to load plus the directory holding tokenizer.json and config.json."""
-
-    name: str
-    revision: str
-    graph: Path
-    tokenizer: Path
-    config: dict[str, Any]
-    quantization: Literal["none", "int8"]
-    fused: bool = False
-
-
 class ModelStore:
     """Turns a model reference into `ModelFiles`, downloading, exporting and quantising into a cache."""
 
-    def __init__(self, cache_dir: Path, *, offline: bool) -> None:
+    def __init__(
+        self, cache_dir: Path, *, offline: bool, external_data_threshold_bytes: int | None = None
+    ) -> None:
+        from reranker_server.preparation.export import EXTERNAL_DATA_THRESHOLD_BYTES
+
         self.cache_dir = cache_dir
         self.offline = offline
+        #: Graphs above this many bytes keep their weights in an external file (tests lower it).
+        self.external_data_threshold_bytes = external_data_threshold_bytes or EXTERNAL_DATA_THRESHOLD_BYTES
 
     def resolve(
         self, model: str, revision: str, quantize: Literal["none", "int8"], *, fuse: bool = False
@@ -78,7 +68,8 @@ class ModelStore:
         if tokenizer is None:
             raise ModelError(
                 f"model {model!r} has no tokenizer.json (the server needs a fast tokenizer): "
-                f"run `reranker-server export --model {model}` to write one next to the graph"
+                f"run `reranker-server export --model {model}` to write one next to the graph",
+                reason="NoFastTokenizer",
             )
         config_path = find_file(("config.json",), checkpoint, source, graph.parent)
         config = json.loads(config_path.read_text()) if config_path else {}
@@ -103,7 +94,7 @@ class ModelStore:
         if local.is_dir():
             return local.resolve(), "local"
         if looks_like_path(model):
-            raise ModelError(f"model directory {model!r} does not exist")
+            raise ModelError(f"model directory {model!r} does not exist", reason="RepositoryNotFound")
         return self.download(model, revision)
 
     def download(self, model: str, revision: str) -> tuple[Path, str]:
@@ -115,6 +106,23 @@ class ModelStore:
                 if any(snapshot.glob(patterns[0])):
                     break
         return snapshot, snapshot.name
+
+    def checkpoint(self, model: str, revision: str) -> Path | None:
+        """The directory holding PyTorch weights for `model`, downloading them if the repo has them.
+
+        Serving never needs the weights of a repo that ships a graph; the preparation does, once,
+        to record reference logits for the integrity canaries.
+        """
+        source, _ = self.source(model, revision)
+        if weight_files_present(source):
+            return source
+        if Path(model).expanduser().is_dir():
+            return None
+        for patterns in HUB_WEIGHT_PATTERNS:
+            snapshot = self._snapshot(model, revision, patterns)
+            if weight_files_present(snapshot):
+                return snapshot
+        return None
 
     def _snapshot(self, model: str, revision: str, patterns: list[str]) -> Path:
         from huggingface_hub import snapshot_download
@@ -141,7 +149,8 @@ class ModelStore:
             )
         except HFValidationError as exc:
             raise ModelError(
-                f"model {model!r} is neither an existing directory nor a valid Hugging Face model id"
+                f"model {model!r} is neither an existing directory nor a valid Hugging Face model id",
+                reason="RepositoryNotFound",
             ) from exc
         except (LocalEntryNotFoundError, OfflineModeIsEnabled) as exc:
             why = "HF_HUB_OFFLINE is set" if self.offline else "the Hugging Face hub is not reachable"
@@ -149,48 +158,68 @@ class ModelStore:
                 f"model {model!r} (revision {revision!r}) is not in the cache at {where} and {why}. "
                 f"Fill the cache where the hub is reachable (`reranker-server export --model {model} "
                 f"--cache-dir <dir>`) and mount it as the cache volume, or set --model/RERANKER_MODEL "
-                "to a local directory"
+                "to a local directory",
+                reason="NoNetworkNothingCached",
             ) from exc
         except GatedRepoError as exc:
             raise ModelError(
-                f"model {model!r} is gated: accept its licence on the hub and set HF_TOKEN"
+                f"model {model!r} is gated: accept its licence on the hub and set HF_TOKEN",
+                reason="Unauthorized",
             ) from exc
         except RevisionNotFoundError as exc:
-            raise ModelError(f"model {model!r} has no revision {revision!r}: check --revision") from exc
+            raise ModelError(
+                f"model {model!r} has no revision {revision!r}: check --revision", reason="RevisionNotFound"
+            ) from exc
         except RepositoryNotFoundError as exc:
             raise ModelError(
                 f"model {model!r} was not found on the Hugging Face hub: check the id, "
-                "or set HF_TOKEN if it is private"
+                "or set HF_TOKEN if it is private",
+                reason="RepositoryNotFound",
             ) from exc
         except (HfHubHTTPError, OSError) as exc:
             raise ModelError(
-                f"downloading model {model!r} failed ({type(exc).__name__}); retry or check the network"
+                f"downloading model {model!r} failed ({type(exc).__name__}); retry or check the network",
+                reason="DownloadFailed",
             ) from exc
 
     def exported_graph(self, model: str, source: Path) -> Path:
         """The ONNX export of a checkpoint directory, built once into the cache."""
-        from reranker_server.export import ExportUnavailable, export_checkpoint
+        from reranker_server.preparation.export import ExportUnavailable, export_checkpoint
 
         target = self.cache_dir / "onnx" / cache_key(model, source, weight_files(source))
         if not (target / GRAPH_NAME).is_file():
             log.info("model %s ships no ONNX graph: exporting it once into %s", model, target)
         try:
-            build_atomically(target, lambda scratch: export_checkpoint(source, scratch))
+            build_atomically(
+                target,
+                lambda scratch: export_checkpoint(
+                    source, scratch, external_data_threshold_bytes=self.external_data_threshold_bytes
+                ),
+            )
         except ExportUnavailable as exc:
             raise ModelError(
                 f"model {model!r} ships no ONNX graph and cannot be exported here ({exc}). Run "
                 f"`reranker-server export --model {model} --cache-dir <cache>` with the export extra "
-                "installed, or serve a directory that has onnx/model.onnx"
+                "installed, or serve a directory that has onnx/model.onnx",
+                reason="ExportUnavailable",
             ) from exc
         return target / GRAPH_NAME
 
     def fused_graph(self, model: str, graph: Path, config: dict[str, Any]) -> Path | None:
         """The attention-fused version of `graph`, built once; None when it cannot be fused here."""
-        from reranker_server.optimize import FusionUnavailable, fuse_graph
+        from reranker_server.preparation.fusion import FusionUnavailable, fuse_graph
 
         target = self.cache_dir / "fused" / cache_key(model, graph.parent, [graph])
         try:
-            build_atomically(target, lambda scratch: fuse_graph(graph, scratch / GRAPH_NAME, config))
+            build_atomically(
+                target,
+                lambda scratch: fuse_graph(
+                    graph,
+                    scratch / GRAPH_NAME,
+                    config,
+                    external_data_threshold_bytes=self.external_data_threshold_bytes,
+                ),
+            )
         except FusionUnavailable as exc:
             log.info("serving %s unfused: %s", model, exc)
             return None
@@ -201,8 +230,7 @@ class ModelStore:
 
     def quantized_graph(self, model: str, graph: Path, tokenizer: Path, config: dict[str, Any]) -> Path:
         """The int8 version of `graph`, cached apart from fp32 under a key of the fp32 graph and recipe."""
-        from reranker_server.engine import effective_max_length
-        from reranker_server.quantize import CALIBRATION_MAX_LENGTH, RECIPE, quantize_int8
+        from reranker_server.preparation.quantize import CALIBRATION_MAX_LENGTH, RECIPE, quantize_int8
 
         target = self.cache_dir / "int8" / cache_key(model, graph.parent, [graph], salt=RECIPE)
         if not (target / GRAPH_NAME).is_file():
@@ -211,7 +239,11 @@ class ModelStore:
         build_atomically(
             target,
             lambda scratch: quantize_int8(
-                graph, scratch / GRAPH_NAME, tokenizer=tokenizer, max_length=max_length
+                graph,
+                scratch / GRAPH_NAME,
+                tokenizer=tokenizer,
+                max_length=max_length,
+                external_data_threshold_bytes=self.external_data_threshold_bytes,
             ),
         )
         return target / GRAPH_NAME
@@ -252,6 +284,10 @@ def find_file(names: tuple[str, ...], *directories: Path) -> Path | None:
             if (directory / name).is_file():
                 return directory / name
     return None
+
+
+def weight_files_present(directory: Path) -> bool:
+    return any(directory.glob("*.safetensors")) or any(directory.glob("pytorch_model*.bin"))
 
 
 def weight_files(directory: Path) -> list[Path]:

@@ -17,19 +17,18 @@ from typing import Final
 
 import numpy as np
 
-from reranker_server.smoothing import (
+from reranker_server.preparation.export import EXTERNAL_DATA_THRESHOLD_BYTES
+from reranker_server.preparation.smoothing import (
     CALIBRATION_BATCH,
     channel_maxima,
     probe_runner,
     smooth,
     smoothable_nodes,
 )
-from reranker_server.warmup import WARMUP_QUERY, WORDS
+from reranker_server.samples import WARMUP_QUERY, WORDS
 
 log = logging.getLogger(__name__)
 
-#: Graphs above this size are written with an external weights file (protobuf stops at 2 GiB).
-EXTERNAL_DATA_THRESHOLD_BYTES: Final = 1_500_000_000
 #: Names the recipe in the int8 cache key: a changed recipe must not reuse graphs built by an older one.
 RECIPE: Final = "smoothquant-a0.5-v1"
 #: Only matrix products become int8. Quantising the embedding tables too (ONNX Runtime's default)
@@ -73,7 +72,14 @@ def calibration_batches(
         yield feeds, mask
 
 
-def quantize_int8(source: Path, destination: Path, *, tokenizer: Path, max_length: int) -> None:
+def quantize_int8(
+    source: Path,
+    destination: Path,
+    *,
+    tokenizer: Path,
+    max_length: int,
+    external_data_threshold_bytes: int = EXTERNAL_DATA_THRESHOLD_BYTES,
+) -> None:
     """Write a smoothed, dynamically quantised copy of `source` to `destination` (not existing yet).
 
     Per-channel weight scales (one per output column) give a lower score error than per-tensor
@@ -106,6 +112,6 @@ def quantize_int8(source: Path, destination: Path, *, tokenizer: Path, max_lengt
             op_types_to_quantize=QUANTIZED_OPS,
             weight_type=QuantType.QInt8,
             per_channel=True,
-            use_external_data_format=weights_bytes > EXTERNAL_DATA_THRESHOLD_BYTES,
+            use_external_data_format=weights_bytes > external_data_threshold_bytes,
             extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
         )
