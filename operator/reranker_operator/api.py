@@ -37,6 +37,7 @@ MANAGED_ENV: Final[Mapping[str, str]] = {
     "RERANKER_MODEL": "model.id",
     "RERANKER_REVISION": "model.revision",
     "RERANKER_CACHE_DIR": "model.cache",
+    "RERANKER_ARTEFACT": "the operator (its preparation Job or initContainer writes the artefact)",
     "RERANKER_QUANTIZE": "model.quantization",
     "RERANKER_MAX_LENGTH": "model.maxLength",
     "RERANKER_BACKEND": "backend",
@@ -105,34 +106,75 @@ def section(model: type[ApiModel], description: str) -> Any:
 
 CACHE_CLAIM_XOR_SIZE = CelRule(
     "!(has(self.claimName) && has(self.sizeMebibytes))",
-    "model.cache.sizeMebibytes sizes the default emptyDir cache and cannot be combined with "
-    "model.cache.claimName (the PVC's own size applies): remove one of them",
+    "model.cache.sizeMebibytes sizes the emptyDir or the claim the operator creates and cannot be "
+    "combined with model.cache.claimName (the PVC's own size applies): remove one of them",
+)
+CACHE_CLAIM_XOR_CLASS = CelRule(
+    "!(has(self.claimName) && has(self.storageClassName))",
+    "model.cache.claimName names your own claim and model.cache.storageClassName asks the operator to "
+    "create one: set only one of them",
 )
 
 
 class CacheSpec(ApiModel):
-    """Where the pod keeps the downloaded and exported model between restarts."""
+    """Where prepared models live: a shared claim (prepared once by a Job) or each pod's emptyDir."""
 
-    model_config = ConfigDict(json_schema_extra=cel(CACHE_CLAIM_XOR_SIZE))
+    model_config = ConfigDict(json_schema_extra=cel(CACHE_CLAIM_XOR_SIZE, CACHE_CLAIM_XOR_CLASS))
 
     claim_name: str | None = Field(
         None,
         max_length=253,
-        description="Name of a PersistentVolumeClaim in the same namespace to cache the model in, so "
-        "restarts skip the download and export. Use a ReadWriteMany claim when replicas.max > 1. "
-        "Empty: an emptyDir that lives as long as the pod.",
+        description="A ReadWriteMany PersistentVolumeClaim in the same namespace: the operator prepares "
+        "each recipe once into it with a Job, and every server pod mounts it read-only. Empty with no "
+        "storageClassName: each pod prepares the model into its own emptyDir (slow, works everywhere).",
+    )
+    storage_class_name: str | None = Field(
+        None,
+        max_length=253,
+        description="A storage class with ReadWriteMany volumes: the operator creates one cache claim per "
+        "namespace and class (sizeMebibytes, default 16384), shared by every RerankerDeployment using it.",
     )
     size_mebibytes: int | None = Field(
         None,
         ge=256,
         le=1_048_576,
-        description="Size limit of the default emptyDir cache in MiB (4096 when empty).",
+        description="Size of the emptyDir cache (default 4096) or of the claim the operator creates "
+        "(default 16384), in MiB.",
     )
 
     @model_validator(mode="after")
-    def _claim_xor_size(self) -> CacheSpec:
+    def _one_source(self) -> CacheSpec:
         CACHE_CLAIM_XOR_SIZE.require(not (self.claim_name is not None and self.size_mebibytes is not None))
+        CACHE_CLAIM_XOR_CLASS.require(
+            not (self.claim_name is not None and self.storage_class_name is not None)
+        )
         return self
+
+    @property
+    def shared(self) -> bool:
+        """A claim every pod mounts, prepared once by a Job, rather than each pod's own emptyDir."""
+        return self.claim_name is not None or self.storage_class_name is not None
+
+
+class PrepareSpec(ApiModel):
+    """The model preparation (download, export, fusion, int8, integrity canaries), once per recipe."""
+
+    resources: ResourceRequirements | None = Field(
+        None,
+        description="Resources of the preparation container (Job or initContainer); empty: 2 CPUs and "
+        "8Gi-12Gi of memory, enough to export an XLM-R-large-sized model. Raise memory when the "
+        "preparation is OOM-killed.",
+    )
+    backoff_limit: int = Field(
+        2,
+        ge=0,
+        le=6,
+        description="Retries of a preparation Job that crashed or was evicted; a preparation that "
+        "failed for a reason a retry cannot fix (no such model, unsupported architecture) is not retried.",
+    )
+    active_deadline_seconds: int = Field(
+        3600, ge=60, le=86_400, description="How long one preparation Job may run before it fails."
+    )
 
 
 class ModelSpec(ApiModel):
@@ -158,7 +200,7 @@ class ModelSpec(ApiModel):
         "none",
         description="int8: dynamic int8 weights on CPU, typically 2-3x faster at a small accuracy cost.",
     )
-    cache: CacheSpec = section(CacheSpec, "Where the model is cached inside the pod.")
+    cache: CacheSpec = section(CacheSpec, "Where the prepared model lives.")
 
 
 class GpuSpec(ApiModel):
@@ -378,6 +420,7 @@ class RerankerDeploymentSpec(ApiModel):
     replicas: ReplicasSpec = section(ReplicasSpec, "Replica bounds.")
     batching: BatchingSpec = section(BatchingSpec, "Dynamic batching knobs.")
     warmup: WarmupSpec = section(WarmupSpec, "Warm-up and start-up budget.")
+    prepare: PrepareSpec = section(PrepareSpec, "The model preparation Job (or initContainer).")
     autoscaling: AutoscalingSpec = section(AutoscalingSpec, "Autoscaling on P95 latency.")
     monitoring: MonitoringSpec = section(MonitoringSpec, "Prometheus Operator integration.")
     resources: ResourceRequirements | None = Field(
@@ -407,6 +450,18 @@ class RerankerDeploymentSpec(ApiModel):
         return self
 
 
+class ModelStatus(ApiModel):
+    """What the preparation made, read from its Job."""
+
+    artefact: str | None = Field(None, description="The artefact directory in the cache volume.")
+    digest: str | None = Field(
+        None, description="sha256 over the artefact's files; every replica's /info shows the same one."
+    )
+    resolved_commit: str | None = Field(None, description="The hub commit model.revision resolved to.")
+    size_bytes: int | None = Field(None, description="Bytes of the prepared graph, tokenizer and config.")
+    preparation_seconds: int | None = Field(None, description="How long the preparation took.")
+
+
 class RerankerDeploymentStatus(ApiModel):
     """What the operator observed; written by the operator only."""
 
@@ -416,8 +471,8 @@ class RerankerDeploymentStatus(ApiModel):
     conditions: list[Condition] = Field(
         default_factory=list,
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
-        description="Ready, Progressing, WarmedUp, Degraded, Autoscaling, SLOMet and SLOFeasible, following "
-        "the Kubernetes API conventions.",
+        description="Ready, Progressing, WarmedUp, ModelReady, Degraded, Autoscaling, SLOMet and "
+        "SLOFeasible, following the Kubernetes API conventions.",
     )
     replicas: int | None = Field(None, description="Server pods that exist.")
     ready_replicas: int | None = Field(
@@ -432,6 +487,7 @@ class RerankerDeploymentStatus(ApiModel):
         description="P95 latency over all pods in the last 2 minutes, read from Prometheus (needs the "
         "operator's Prometheus URL); empty while idle or until metrics exist.",
     )
+    model: ModelStatus | None = Field(None, description="The prepared model the pods serve.")
     k_cap_latency_milliseconds: int | None = Field(
         None,
         description="Latency of one request at the k cap and maxLength, measured by the slowest pod during "

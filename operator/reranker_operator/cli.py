@@ -103,7 +103,8 @@ def render(
         plan = plan_children(spec, ChildRef(cr_name=name, namespace=meta["namespace"]), settings, wanted)
         warnings += [f"{name}: {problem.message}" for problem in plan.problems]
         # Owner references need the live object's uid; a manifest from disk usually has none.
-        objects += owned(plan.children, {**document, "metadata": meta}) if meta.get("uid") else plan.children
+        rendered = (*plan.shared, *plan.children)
+        objects += owned(rendered, {**document, "metadata": meta}) if meta.get("uid") else list(rendered)
     return objects, warnings
 
 

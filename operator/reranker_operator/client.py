@@ -110,6 +110,13 @@ class KubeClient:
             query={"fieldManager": naming.FIELD_MANAGER, "force": "true"},
         )
 
+    async def set_owners(
+        self, resource: ApiResource, namespace: str | None, name: str, owners: list[Mapping[str, Any]]
+    ) -> dict[str, Any]:
+        """Replace an object's ownerReferences (a merge patch sends the whole list: no entry is lost)."""
+        body = {"metadata": {"ownerReferences": [dict(owner) for owner in owners]}}
+        return await self._call("PATCH", resource.path(namespace, name), body=body, content_type=MERGE_PATCH)
+
     async def delete(self, resource: ApiResource, namespace: str | None, name: str) -> None:
         try:
             await self._call(

@@ -22,6 +22,7 @@ DEFAULT_LIVENESS_PORT: Final = 8080
 IMAGE_TAG: Final = version("kube-reranker")
 DEFAULT_SERVER_IMAGE: Final = f"kube-reranker/reranker-server:{IMAGE_TAG}"
 DEFAULT_SERVER_GPU_IMAGE: Final = f"kube-reranker/reranker-server-gpu:{IMAGE_TAG}"
+DEFAULT_EXPORT_IMAGE: Final = f"kube-reranker/reranker-export:{IMAGE_TAG}"
 
 
 class ConfigError(ValueError):
@@ -40,6 +41,7 @@ class OperatorConfig(BaseModel):
     )
     server_image: str = DEFAULT_SERVER_IMAGE
     server_gpu_image: str = DEFAULT_SERVER_GPU_IMAGE
+    export_image: str = Field(DEFAULT_EXPORT_IMAGE, description="The image model preparation runs in.")
     prometheus_url: str | None = Field(
         None, description="Prometheus HTTP API base URL, for KEDA and SLO status."
     )
@@ -72,6 +74,7 @@ class OperatorConfig(BaseModel):
             "pod_id": environ.get("POD_ID", "").strip() or default_pod_id,
             "server_image": setting("SERVER_IMAGE") or DEFAULT_SERVER_IMAGE,
             "server_gpu_image": setting("SERVER_GPU_IMAGE") or DEFAULT_SERVER_GPU_IMAGE,
+            "export_image": setting("EXPORT_IMAGE") or DEFAULT_EXPORT_IMAGE,
             "prometheus_url": setting("PROMETHEUS_URL"),
             "log_format": setting("LOG_FORMAT") or "text",
             "resync_seconds": setting("RESYNC_SECONDS") or 300,

@@ -26,6 +26,11 @@ PRINTER_COLUMNS: Final = (
     {"name": "Model", "type": "string", "jsonPath": ".spec.model.id"},
     {"name": "Backend", "type": "string", "jsonPath": ".spec.backend"},
     {"name": "Ready", "type": "string", "jsonPath": '.status.conditions[?(@.type=="Ready")].status'},
+    {
+        "name": "Model-Ready",
+        "type": "string",
+        "jsonPath": '.status.conditions[?(@.type=="ModelReady")].status',
+    },
     {"name": "Replicas", "type": "integer", "jsonPath": ".status.replicas"},
     {"name": "SLO-ms", "type": "integer", "jsonPath": ".spec.latencySLO.p95Milliseconds"},
     {"name": "P95-ms", "type": "integer", "jsonPath": ".status.p95Milliseconds"},

@@ -102,8 +102,12 @@ async def rerankerdeployment_reconcile(
 async def rerankerdeployment_resync(
     body: kopf.Body, spec: kopf.Spec, patch: kopf.Patch, memo: kopf.Memo, retry: int, **_: Any
 ) -> None:
-    """Undo drift (a deleted Service, an edited Deployment); writes nothing when nothing drifted."""
-    if _now_monotonic() - memo.get("reconciled_at", -math.inf) < memo.config.resync_seconds:
+    """Undo drift (a deleted Service, an edited Deployment); writes nothing when nothing drifted.
+
+    While a preparation Job runs, every tick reconciles: the Deployment rolls as soon as it succeeded.
+    """
+    due = _now_monotonic() - memo.get("reconciled_at", -math.inf) >= memo.config.resync_seconds
+    if not due and not _preparing(body):
         return
     try:
         parsed = _validated(body, spec)
@@ -226,6 +230,7 @@ def _report(
         problems=(),
         deployment=outcome.observed.deployment,
         pods=outcome.observed.pods,
+        preparation=outcome.preparation,
     )
     _write_status(body, patch, update)
     for change in outcome.changes:
@@ -261,6 +266,11 @@ def _write_status(body: kopf.Body, patch: kopf.Patch, update: status.StatusUpdat
     for key, value in status.status_patch(body.status, update.fields).items():
         patch.status[key] = value
     patch.fns.append(functools.partial(status.set_conditions, update=update, now=_now()))
+
+
+def _preparing(body: kopf.Body) -> bool:
+    conditions = (body.status or {}).get("conditions") or ()
+    return any(c.get("type") == status.MODEL_READY and c.get("reason") == "Preparing" for c in conditions)
 
 
 def _owner_reference(body: kopf.Body) -> Mapping[str, Any] | None:

@@ -52,6 +52,8 @@ SERVICE_MONITOR: Final = ApiResource("monitoring.coreos.com", "v1", "servicemoni
 PROMETHEUS_RULE: Final = ApiResource("monitoring.coreos.com", "v1", "prometheusrules", "PrometheusRule")
 SCALED_OBJECT: Final = ApiResource("keda.sh", "v1alpha1", "scaledobjects", "ScaledObject")
 POD: Final = ApiResource("", "v1", "pods", "Pod")
+JOB: Final = ApiResource("batch", "v1", "jobs", "Job")
+PVC: Final = ApiResource("", "v1", "persistentvolumeclaims", "PersistentVolumeClaim")
 EVENT: Final = ApiResource("", "v1", "events", "Event")
 NAMESPACE: Final = ApiResource("", "v1", "namespaces", "Namespace", namespaced=False)
 CRD: Final = ApiResource(
@@ -66,13 +68,15 @@ CLUSTER_KOPF_PEERING: Final = ApiResource(
 CHILDREN: Final = (DEPLOYMENT, SERVICE, HPA, PDB, SERVICE_MONITOR, PROMETHEUS_RULE, SCALED_OBJECT)
 # Children that exist only in some plans, so a reconcile may have to delete them again.
 PRUNABLE: Final = (HPA, PDB, SERVICE_MONITOR, PROMETHEUS_RULE, SCALED_OBJECT)
+# Shared by the RerankerDeployments that prepare one recipe into one claim: never pruned by one of them.
+SHARED: Final = (JOB, PVC)
 # Children whose API comes from a CRD that may or may not be installed.
 OPTIONAL: Final = (SERVICE_MONITOR, PROMETHEUS_RULE, SCALED_OBJECT)
 
 
 def of(obj: Mapping[str, Any]) -> ApiResource:
     """The resource of a manifest, by its apiVersion and kind."""
-    for resource in (*CHILDREN, RERANKER):
+    for resource in (*CHILDREN, *SHARED, RERANKER):
         if resource.api_version == obj["apiVersion"] and resource.kind == obj["kind"]:
             return resource
     raise KeyError(f"{obj['apiVersion']} {obj['kind']} is not a kind the operator manages")

@@ -7,6 +7,8 @@ Every child object is named after its RerankerDeployment and carries the same
 
 from __future__ import annotations
 
+import hashlib
+import re
 from typing import Final
 
 GROUP: Final = "kube-reranker.io"
@@ -72,3 +74,46 @@ def ownership_selector(cr_name: str) -> dict[str, str]:
 def endpoint(cr_name: str, namespace: str) -> str:
     """The in-cluster URL users put into their RAG pipeline."""
     return f"http://{child_name(cr_name)}.{namespace}.svc:{HTTP_PORT}"
+
+
+# Model preparation: one Job per (cache claim, recipe), one artefact directory per recipe.
+PREPARE_CONTAINER_NAME: Final = "prepare"
+LABEL_RECIPE: Final = f"{GROUP}/recipe"
+LABEL_CLAIM: Final = f"{GROUP}/claim"
+ANNOTATION_ARTEFACT: Final = f"{GROUP}/artefact"
+ARTEFACTS_DIR: Final = "artefacts"
+#: Bumped when the preparation's output changes, so old artefacts are never served by a new server.
+ARTEFACT_FORMAT: Final = "1"
+
+
+def recipe_digest(model: str, revision: str, backend: str, quantization: str) -> str:
+    """What changes the prepared graph, hashed: equal recipes share one artefact and one Job."""
+    text = "\n".join((ARTEFACT_FORMAT, model, revision, backend, quantization))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def artefact_dir_name(model: str, digest: str) -> str:
+    slug = re.sub(r"[^a-z0-9-]+", "-", model.rsplit("/", 1)[-1].lower()).strip("-")[:40] or "model"
+    return f"{slug}-{digest}"
+
+
+def prepare_job_name(claim: str, digest: str) -> str:
+    """Shared by every RerankerDeployment of the namespace that prepares this recipe into this claim."""
+    unique = hashlib.sha256(f"{claim}/{digest}".encode()).hexdigest()[:10]
+    return f"rr-prepare-{unique}"
+
+
+def cache_claim_name(storage_class: str) -> str:
+    """The claim the operator creates for a storage class: one per namespace and class."""
+    slug = re.sub(r"[^a-z0-9-]+", "-", storage_class.lower()).strip("-")[:30] or "default"
+    return f"rr-models-{slug}"
+
+
+def preparation_labels(digest: str) -> dict[str, str]:
+    """Labels of shared preparation objects: no instance label, they belong to every user."""
+    return {
+        LABEL_NAME: "reranker-prepare",
+        LABEL_PART_OF: PART_OF,
+        LABEL_MANAGED_BY: MANAGED_BY,
+        LABEL_RECIPE: digest,
+    }

@@ -95,6 +95,15 @@ PERMISSIONS: Final[tuple[Permission, ...]] = (
     ),
     _permission(kinds.SERVICE, "get create patch", "application", "expose the http and metrics ports"),
     _permission(
+        kinds.JOB,
+        "get list create patch",
+        "application",
+        "prepare each model recipe once; patch adds a second user as an owner",
+    ),
+    _permission(
+        kinds.PVC, "get create patch", "application", "create the shared model cache for a storage class"
+    ),
+    _permission(
         kinds.HPA, "get list create patch delete", "application", "autoscale on P95 via prometheus-adapter"
     ),
     _permission(

@@ -20,6 +20,7 @@ from reranker_operator.resources.common import ChildRef
 from reranker_operator.resources.deployment import build_deployment
 from reranker_operator.resources.hpa import build_hpa
 from reranker_operator.resources.pdb import build_pdb, wants_pdb
+from reranker_operator.resources.preparation import Preparation, plan_preparation
 from reranker_operator.resources.prometheusrule import build_prometheusrule
 from reranker_operator.resources.scaledobject import build_scaledobject
 from reranker_operator.resources.service import build_service
@@ -49,7 +50,13 @@ class Problem:
 class Plan:
     children: tuple[dict[str, Any], ...]
     metrics_source: MetricsSource | None
+    preparation: Preparation
     problems: tuple[Problem, ...] = field(default=())
+
+    @property
+    def shared(self) -> tuple[dict[str, Any], ...]:
+        """The claim and Job other RerankerDeployments may share: owners are added, nothing is pruned."""
+        return tuple(obj for obj in (self.preparation.claim, self.preparation.job) if obj is not None)
 
 
 def image_for(spec: RerankerDeploymentSpec, config: OperatorConfig) -> str:
@@ -94,8 +101,16 @@ def plan_children(
 ) -> Plan:
     """The complete desired set of children, unowned (the caller adopts them)."""
     source, problems = choose_metrics_source(spec, config, capabilities)
+    preparation = plan_preparation(spec, ref, image=config.export_image)
     children: list[dict[str, Any]] = [
-        build_deployment(spec, ref, image=image_for(spec, config), autoscaled=source is not None),
+        build_deployment(
+            spec,
+            ref,
+            image=image_for(spec, config),
+            autoscaled=source is not None,
+            preparation=preparation,
+            export_image=config.export_image,
+        ),
         build_service(spec, ref),
     ]
     if source == "prometheus-adapter":
@@ -109,7 +124,7 @@ def plan_children(
         children.append(build_servicemonitor(spec, ref))
     if spec.monitoring.prometheus_rule and capabilities.prometheus_rules:
         children.append(build_prometheusrule(spec, ref))
-    return Plan(children=tuple(children), metrics_source=source, problems=problems)
+    return Plan(children=tuple(children), metrics_source=source, preparation=preparation, problems=problems)
 
 
 def owned(children: tuple[dict[str, Any], ...], owner: Mapping[str, Any]) -> list[dict[str, Any]]:

@@ -19,9 +19,13 @@ from reranker_operator.api import RerankerDeploymentSpec
 from reranker_operator.client import KubeClient
 from reranker_operator.config import OperatorConfig
 from reranker_operator.plan import Capabilities, Plan, owned, plan_children
+from reranker_operator.preparing import PreparationState, observe_job
 from reranker_operator.resources.common import ChildRef
+from reranker_operator.resources.preparation import keeping
 from reranker_operator.resources.quantity import same_value
 
+# The Job controller labels a Job's pods with its name.
+JOB_NAME_LABEL: Final = "job-name"
 # Keys whose values are quantities that the API server rewrites into canonical form.
 QUANTITY_PARENTS: Final = frozenset({"limits", "requests"})
 QUANTITY_KEYS: Final = frozenset({"sizeLimit"})
@@ -29,7 +33,7 @@ QUANTITY_KEYS: Final = frozenset({"sizeLimit"})
 
 @dataclass(frozen=True)
 class Change:
-    action: Literal["created", "updated", "deleted"]
+    action: Literal["created", "updated", "deleted", "shared"]
     kind: str
     name: str
 
@@ -50,6 +54,8 @@ class Outcome:
     plan: Plan
     changes: tuple[Change, ...]
     observed: Observed
+    #: The preparation Job's state; None when each pod prepares the model itself (no shared cache).
+    preparation: PreparationState | None = None
 
 
 class ChildConflictError(Exception):
@@ -128,21 +134,90 @@ async def prune(
     return changes
 
 
+def owner_reference(owner: Mapping[str, Any]) -> dict[str, Any]:
+    """A plain (non-controller) owner: shared objects are garbage-collected after their last user."""
+    return {
+        "apiVersion": owner["apiVersion"],
+        "kind": owner["kind"],
+        "name": owner["metadata"]["name"],
+        "uid": owner["metadata"]["uid"],
+    }
+
+
+async def apply_shared(
+    client: KubeClient, desired: dict[str, Any], owner: Mapping[str, Any]
+) -> Change | None:
+    """Create a shared claim or Job once; later users only add themselves to its owners.
+
+    Neither is ever updated: a Job's template is immutable, and a claim's size is the user's to grow.
+    """
+    resource = kinds.of(desired)
+    meta = desired["metadata"]
+    ours = owner_reference(owner)
+    actual = await client.get(resource, meta["namespace"], meta["name"])
+    if actual is None:
+        if resource == kinds.JOB:
+            desired = await keeping_artefacts_in_use(client, desired)
+        await client.create(
+            resource, {**desired, "metadata": {**desired["metadata"], "ownerReferences": [ours]}}
+        )
+        return Change("created", resource.kind, meta["name"])
+    owners = list(actual.get("metadata", {}).get("ownerReferences") or ())
+    if any(ref.get("uid") == ours["uid"] for ref in owners):
+        return None
+    await client.set_owners(resource, meta["namespace"], meta["name"], [*owners, ours])
+    return Change("shared", resource.kind, meta["name"])
+
+
+async def keeping_artefacts_in_use(client: KubeClient, job: dict[str, Any]) -> dict[str, Any]:
+    """A preparation Job exists while some RerankerDeployment owns it: its artefact is in use."""
+    meta = job["metadata"]
+    selector = {
+        naming.LABEL_MANAGED_BY: naming.MANAGED_BY,
+        naming.LABEL_CLAIM: meta["labels"][naming.LABEL_CLAIM],
+    }
+    others = await client.list(kinds.JOB, meta["namespace"], selector)
+    return keeping(
+        job, [j["metadata"].get("annotations", {}).get(naming.ANNOTATION_ARTEFACT, "") for j in others]
+    )
+
+
+async def observe_preparation(client: KubeClient, plan: Plan) -> PreparationState | None:
+    job = plan.preparation.job
+    if job is None:
+        return None
+    meta = job["metadata"]
+    actual = await client.get(kinds.JOB, meta["namespace"], meta["name"])
+    pods = await client.list(kinds.POD, meta["namespace"], {JOB_NAME_LABEL: meta["name"]}) if actual else []
+    return observe_job(actual, pods)
+
+
 async def reconcile(
     client: KubeClient, *, owner: Mapping[str, Any], spec: RerankerDeploymentSpec, config: OperatorConfig
 ) -> Outcome:
+    """Prepare first: the Deployment is created or changed only once its recipe's Job succeeded, so a
+    new model, revision or quantisation never replaces pods that serve the old one before it is ready."""
     meta = owner["metadata"]
     ref = ChildRef(cr_name=meta["name"], namespace=meta["namespace"])
     capabilities = await detect_capabilities(client)
     plan = plan_children(spec, ref, config, capabilities)
     changes: list[Change] = []
+    for shared in plan.shared:
+        change = await apply_shared(client, shared, owner)
+        if change is not None:
+            changes.append(change)
+    preparation = await observe_preparation(client, plan)
+    hold_deployment = preparation is not None and preparation.phase != "Prepared"
     for child in owned(plan.children, owner):
+        if hold_deployment and child["kind"] == kinds.DEPLOYMENT.kind:
+            continue
         change = await apply_child(client, child, meta["uid"])
         if change is not None:
             changes.append(change)
     keep = {(child["kind"], child["metadata"]["name"]) for child in plan.children}
     changes += await prune(client, ref, meta["uid"], keep, capabilities)
-    return Outcome(plan=plan, changes=tuple(changes), observed=await observe(client, ref))
+    observed = await observe(client, ref)
+    return Outcome(plan=plan, changes=tuple(changes), observed=observed, preparation=preparation)
 
 
 async def observe(client: KubeClient, ref: ChildRef) -> Observed:

@@ -17,22 +17,39 @@ from typing import Any, Final
 from reranker_operator import naming
 from reranker_operator.api import RerankerDeploymentSpec
 from reranker_operator.plan import Plan, Problem
+from reranker_operator.preparing import PreparationState
 
 READY: Final = "Ready"
 PROGRESSING: Final = "Progressing"
 WARMED_UP: Final = "WarmedUp"
+MODEL_READY: Final = "ModelReady"
 DEGRADED: Final = "Degraded"
 AUTOSCALING: Final = "Autoscaling"
 # Written by the SLO timer from Prometheus (slo.py), never by the reconcile.
 SLO_MET: Final = "SLOMet"
 SLO_FEASIBLE: Final = "SLOFeasible"
-CONDITION_ORDER: Final = (READY, PROGRESSING, WARMED_UP, DEGRADED, AUTOSCALING, SLO_MET, SLO_FEASIBLE)
+CONDITION_ORDER: Final = (
+    READY,
+    PROGRESSING,
+    WARMED_UP,
+    MODEL_READY,
+    DEGRADED,
+    AUTOSCALING,
+    SLO_MET,
+    SLO_FEASIBLE,
+)
 
 INVALID_SPEC: Final = "InvalidSpec"
 CHILD_CONFLICT: Final = "ChildConflict"
 # Degraded reasons that come from reconciling the spec, not from watching the Deployment.
+PREPARATION_FAILED: Final = "PreparationFailed"
 RECONCILE_REASONS: Final = frozenset(
-    {INVALID_SPEC, CHILD_CONFLICT, "KEDAUnavailable", "PrometheusURLMissing"}
+    {INVALID_SPEC, CHILD_CONFLICT, "KEDAUnavailable", "PrometheusURLMissing", PREPARATION_FAILED}
+)
+SLOW_PATH: Final = (
+    "each pod prepares the model into its own emptyDir before its server starts, so every new replica "
+    "downloads and exports again: set model.cache.claimName (a ReadWriteMany claim) or "
+    "model.cache.storageClassName to prepare once per recipe"
 )
 IMAGE_PULL_REASONS: Final = frozenset({"ErrImagePull", "ImagePullBackOff", "InvalidImageName"})
 START_FAILURE_REASONS: Final = frozenset({"CrashLoopBackOff", "CreateContainerConfigError"})
@@ -212,6 +229,34 @@ def autoscaling_verdict(spec: RerankerDeploymentSpec, plan: Plan) -> Verdict:
     return Verdict(AUTOSCALING, False, problem.reason, problem.message)
 
 
+def model_verdict(preparation: PreparationState | None, rollout: Rollout) -> Verdict:
+    """ModelReady: the shared artefact's Job, or (no shared cache) whether a pod got as far as serving."""
+    if preparation is None:
+        if rollout.ready > 0:
+            return Verdict(MODEL_READY, True, "PreparedInEachPod", SLOW_PATH)
+        return Verdict(MODEL_READY, False, "PreparingInEachPod", SLOW_PATH)
+    if preparation.phase == "Prepared":
+        digest = (preparation.result or {}).get("digest")
+        return Verdict(MODEL_READY, True, "Prepared", f"{preparation.message} ({digest or 'digest unknown'})")
+    message = preparation.message
+    if rollout.exists:
+        message += "; the running pods keep serving the model they have until a preparation succeeds"
+    return Verdict(MODEL_READY, False, preparation.phase, f"{preparation.reason}: {message}")
+
+
+def model_status(preparation: PreparationState | None, artefact: str) -> dict[str, Any] | None:
+    result = preparation.result if preparation is not None else None
+    if not result:
+        return None
+    return {
+        "artefact": result.get("artefact", artefact),
+        "digest": result.get("digest"),
+        "resolvedCommit": result.get("resolvedCommit"),
+        "sizeBytes": result.get("sizeBytes"),
+        "preparationSeconds": round(result.get("preparationSeconds") or 0),
+    }
+
+
 def stamp(
     verdicts: Sequence[Verdict], previous: Sequence[Mapping[str, Any]], generation: int | None, now: str
 ) -> list[dict[str, Any]]:
@@ -290,11 +335,15 @@ def reconciled(
     problems: Sequence[Problem],
     deployment: Mapping[str, Any] | None,
     pods: Sequence[Mapping[str, Any]],
+    preparation: PreparationState | None = None,
 ) -> StatusUpdate:
     """The status after a reconcile of `generation`."""
     rollout = observe_deployment(deployment)
+    if preparation is not None and preparation.phase == PREPARATION_FAILED:
+        problems = [*problems, Problem(PREPARATION_FAILED, f"{preparation.reason}: {preparation.message}")]
     verdicts = (
         *rollout_verdicts(rollout),
+        model_verdict(preparation, rollout),
         degraded_verdict([*problems, *plan.problems], rollout, pod_problems(pods)),
         autoscaling_verdict(spec, plan),
     )
@@ -305,6 +354,8 @@ def reconciled(
         "endpoint": naming.endpoint(name, namespace),
         "metricsSource": plan.metrics_source,
     }
+    if (model := model_status(preparation, plan.preparation.artefact)) is not None:
+        fields["model"] = model
     return StatusUpdate(fields=fields, verdicts=verdicts, generation=generation)
 
 

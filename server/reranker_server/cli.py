@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -54,6 +55,19 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         default=None,
         help="also write the one-line result here (a Job passes /dev/termination-log to the operator)",
+    )
+    prepare.add_argument(
+        "--collect-after-hours",
+        type=float,
+        default=None,
+        help="after success, delete artefacts beside --out that are not --keep and older than this",
+    )
+    prepare.add_argument(
+        "--keep",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="an artefact directory beside --out that is still in use (repeat the flag)",
     )
     prepare.set_defaults(handler=run_prepare)
 
@@ -121,6 +135,7 @@ def run_export(args: argparse.Namespace) -> int:
 def run_prepare(args: argparse.Namespace) -> int:
     from reranker_server import logs
     from reranker_server.artefact import ModelError, Recipe
+    from reranker_server.preparation.collect import collect_garbage
     from reranker_server.preparation.prepare import prepare, result_line
 
     settings = settings_or_exit(args)
@@ -137,7 +152,15 @@ def run_prepare(args: argparse.Namespace) -> int:
         line, code = f"{exc.reason}: {exc}", 1
         print(f"reranker-server prepare: {line}", file=sys.stderr)
     else:
-        line, code = result_line(prepared), 0
+        collected = []
+        if args.collect_after_hours is not None:
+            collected = collect_garbage(
+                args.out.parent,
+                keep=[args.out.name, *args.keep],
+                now=time.time(),
+                older_than_s=args.collect_after_hours * 3600,
+            )
+        line, code = result_line(prepared, collected=collected), 0
         print(line)
     if args.termination_log is not None:
         args.termination_log.write_text(line)

@@ -1,16 +1,15 @@
 """The server container of a rendered Deployment, run as a local process on loopback.
 
-The command, args and env are exactly what the operator renders; only what cannot exist outside
-a pod is swapped: the model id for the locally built test model, the cache and home paths for
-temporary directories, the host and ports for free loopback ones.
+The pod's initContainer prepares first, then the server starts; command, args and env are exactly
+what the operator renders; only what cannot exist outside a pod is swapped: the model id for the
+locally built test model, the cache and home paths for temporary directories, the host and ports
+for free loopback ones.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
 import subprocess
-import sys
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ from typing import Any, Final
 
 import httpx
 
-from tests.conftest import free_port, stop_process
+from tests.conftest import free_port, local_run, prepare_locally, stop_process
 
 READY_BUDGET_S: Final = 120.0
 
@@ -34,33 +33,26 @@ class Server:
 
 @contextlib.contextmanager
 def running_server(deployment: Mapping[str, Any], model_dir: Path, workdir: Path) -> Iterator[Server]:
-    """Start the rendered container and wait for its readiness probe; SIGTERM (then kill) on exit."""
-    (container,) = deployment["spec"]["template"]["spec"]["containers"]
-    env = {item["name"]: item["value"] for item in container["env"] if "value" in item}
+    """Prepare as the rendered initContainer does, start the rendered server container and wait for its
+    readiness probe; SIGTERM (then kill) on exit."""
+    pod = deployment["spec"]["template"]["spec"]
+    for init in pod.get("initContainers", ()):
+        prepare_locally(init, model_dir, workdir)
+    (container,) = pod["containers"]
     port, metrics_port = free_port(), free_port()
     swapped = {
         "RERANKER_MODEL": str(model_dir),
-        "RERANKER_CACHE_DIR": str(workdir / "cache"),
         "RERANKER_HOST": "127.0.0.1",
         "RERANKER_PORT": str(port),
         "RERANKER_METRICS_PORT": str(metrics_port),
-        "HOME": str(workdir / "home"),
-        "HF_HOME": str(workdir / "hf"),
     }
-    assert set(swapped) <= set(env), "only variables the operator rendered may be swapped"
-    bin_dir = Path(sys.executable).parent
+    command, env = local_run(container, workdir, swapped)
     log = (workdir / "server.log").open("w")
-    process = subprocess.Popen(
-        [*container["command"], *container["args"]],
-        env={**env, **swapped, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"},
-        cwd=workdir,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    process = subprocess.Popen(command, env=env, cwd=workdir, stdout=log, stderr=subprocess.STDOUT)
     server = Server(
         url=f"http://127.0.0.1:{port}",
         metrics_url=f"http://127.0.0.1:{metrics_port}/metrics",
-        env={**env, **swapped},
+        env=env,
         process=process,
     )
     try:

@@ -1,31 +1,42 @@
-"""The contract between the two packages: the Deployment the operator renders runs the real server.
+"""The contract between the two packages: what the operator renders is what the real processes run.
 
-The server container of an example's rendered Deployment is started as a local process with
-exactly its command, args and env; only what cannot exist outside a pod is swapped (the model
-id for the locally built test model, the cache and home paths for temporary directories, the
-ports for free ones). It must become ready on the rendered readiness probe's path, answer the
-rendered liveness path and metrics port, enforce the rendered k cap, and drain within the
-rendered grace period on SIGTERM.
+The example's rendered preparation container (the pod's initContainer, or the Job of an example
+with a shared cache) runs with exactly its command, args and env, then the rendered server
+container with exactly its own, in a process where `import torch` fails, as in the server image.
+Only what cannot exist outside a pod is swapped: the model id for a local checkpoint without an ONNX
+graph, the /cache volume and the termination-log path for temporary paths, the ports for free ones.
+The server must pass the integrity check, become ready on the rendered probe path, serve PyTorch's
+scores, enforce the rendered k cap, and drain within the rendered grace period on SIGTERM.
 """
 
 from __future__ import annotations
 
-import os
+import json
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import pytest
+from reranker_server.artefact import read_artefact
 from reranker_server.config import DEFAULT_MAX_BATCH_TOKENS
+from reranker_server.engine import sigmoid
 
-from tests.conftest import EXAMPLES_DIR, free_port, rendered_children
+from tests.conftest import (
+    env_of,
+    free_port,
+    local_run,
+    prepare_locally,
+    pytorch_logits,
+    rendered_children,
+    torch_blocked_env,
+)
 
-EXAMPLE = EXAMPLES_DIR / "minilm-cpu.yaml"
 QUERY = "How do I keep reranking latency low?"
 # What the server reports in /info for the settings the operator derives from the spec.
 SERVED_SETTINGS = {
@@ -43,11 +54,6 @@ SERVED_SETTINGS = {
 }
 
 
-def rendered_deployment() -> dict[str, Any]:
-    """The Deployment exactly as the operator applies it for the example."""
-    return rendered_children(EXAMPLE.stem)["Deployment"]
-
-
 def probe_url(container: dict[str, Any], probe: str, ports: dict[int, int]) -> str:
     """The URL a kubelet would probe, with the container port mapped to the local one."""
     http_get = container[probe]["httpGet"]
@@ -55,33 +61,49 @@ def probe_url(container: dict[str, Any], probe: str, ports: dict[int, int]) -> s
     return f"http://127.0.0.1:{ports[container_port]}{http_get['path']}"
 
 
+@dataclass
+class Pod:
+    deployment: dict[str, Any]
+    container: dict[str, Any]
+    env: dict[str, str]
+    ports: dict[int, int]
+    process: subprocess.Popen
+    prepared: dict[str, Any]
+    torch_attempts: Path
+
+    def url(self, probe: str) -> str:
+        return probe_url(self.container, probe, self.ports)
+
+
 @pytest.fixture
-def server(
-    test_model_dir: Path, tmp_path: Path
-) -> Iterator[tuple[dict[str, Any], dict[int, int], subprocess.Popen]]:
-    deployment = rendered_deployment()
-    (container,) = deployment["spec"]["template"]["spec"]["containers"]
-    env = {item["name"]: item["value"] for item in container["env"]}
-    ports = {int(env["RERANKER_PORT"]): free_port(), int(env["RERANKER_METRICS_PORT"]): free_port()}
-    swapped = {
-        "RERANKER_MODEL": str(test_model_dir),
-        "RERANKER_CACHE_DIR": str(tmp_path / "cache"),
-        "RERANKER_HOST": "127.0.0.1",
-        "RERANKER_PORT": str(ports[int(env["RERANKER_PORT"])]),
-        "RERANKER_METRICS_PORT": str(ports[int(env["RERANKER_METRICS_PORT"])]),
-        "HOME": str(tmp_path / "home"),
-        "HF_HOME": str(tmp_path / "hf"),
-    }
-    assert set(swapped) <= set(env), "the swap may only replace variables the operator rendered"
-    bin_dir = Path(sys.executable).parent
-    process = subprocess.Popen(
-        [*container["command"], *container["args"]],
-        env={**env, **swapped, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"},
-        cwd=tmp_path,
-    )
-    try:
-        yield deployment, ports, process
-    finally:
+def start_pod(tmp_path: Path) -> Iterator[Any]:
+    """Prepare as the rendered initContainer does, then start the rendered server container."""
+    started: list[subprocess.Popen] = []
+
+    def start(model: Path, example: str = "minilm-cpu") -> Pod:
+        deployment = rendered_children(example)["Deployment"]
+        pod = deployment["spec"]["template"]["spec"]
+        (init,), (container,) = pod["initContainers"], pod["containers"]
+        prepared = prepare_locally(init, model, tmp_path)
+        rendered = env_of(container)
+        ports = {
+            int(rendered["RERANKER_PORT"]): free_port(),
+            int(rendered["RERANKER_METRICS_PORT"]): free_port(),
+        }
+        blocked, attempts = torch_blocked_env(tmp_path)
+        swaps = {
+            "RERANKER_MODEL": str(model),
+            "RERANKER_HOST": "127.0.0.1",
+            "RERANKER_PORT": str(ports[int(rendered["RERANKER_PORT"])]),
+            "RERANKER_METRICS_PORT": str(ports[int(rendered["RERANKER_METRICS_PORT"])]),
+        }
+        command, env = local_run(container, tmp_path, swaps)
+        process = subprocess.Popen(command, env={**env, **blocked}, cwd=tmp_path)
+        started.append(process)
+        return Pod(deployment, container, rendered | swaps, ports, process, prepared, attempts)
+
+    yield start
+    for process in started:
         if process.poll() is None:
             process.kill()
             process.wait(timeout=30)
@@ -100,31 +122,86 @@ def wait_until_ready(url: str, process: subprocess.Popen, budget_s: float) -> No
     raise AssertionError(f"{url} was not 200 within {budget_s:.0f} s")
 
 
-@pytest.mark.slow
-@pytest.mark.timeout(300)
-def test_the_rendered_deployment_runs_a_server_that_enforces_the_rendered_k_cap(server):
-    deployment, ports, process = server
-    pod = deployment["spec"]["template"]["spec"]
-    (container,) = pod["containers"]
-    env = {item["name"]: item["value"] for item in container["env"]}
-    k_cap = int(env["RERANKER_MAX_CANDIDATES"])
-    startup = container["startupProbe"]
-
+def ready(pod: Pod) -> None:
+    startup = pod.container["startupProbe"]
     wait_until_ready(
-        probe_url(container, "readinessProbe", ports),
-        process,
+        pod.url("readinessProbe"),
+        pod.process,
         budget_s=min(240, startup["periodSeconds"] * startup["failureThreshold"]),
     )
-    assert httpx.get(probe_url(container, "livenessProbe", ports)).status_code == 200
-    info = httpx.get(probe_url(container, "readinessProbe", ports).replace("/ready", "/info")).json()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize("architecture", ["bert", "xlm-roberta"])
+def test_the_rendered_preparation_and_server_serve_pytorchs_scores_without_torch(
+    architecture: str, checkpoints: dict[str, Path], start_pod: Any
+) -> None:
+    checkpoint = checkpoints[architecture]
+    pod = start_pod(checkpoint)
+    ready(pod)
+    info = httpx.get(pod.url("readinessProbe").replace("/ready", "/info")).json()
+    query = "how do pods become ready?"
+    documents = ["A pod is ready when its probe succeeds.", "Bananas are yellow.", "The kubelet probes it."]
+    response = httpx.post(
+        pod.url("readinessProbe").replace("/ready", "/v1/rerank"),
+        json={"query": query, "documents": documents},
+        timeout=60,
+    )
+    _, manifest = read_artefact(Path(pod.prepared["artefact"]))
+    assert pod.prepared["digest"] == manifest.digest == info["artefact_digest"]
+    assert info["integrity_check"].startswith("passed")
+    assert manifest.recipe.quantization == pod.env["RERANKER_QUANTIZE"] == "int8"
+    assert not pod.torch_attempts.exists(), (
+        f"the server tried to import torch: {pod.torch_attempts.read_text()}"
+    )
+    # The example serves int8: its scores stay within the integrity bound of PyTorch's, in PyTorch's order.
+    reference = pytorch_logits(checkpoint)(query, documents, int(pod.env["RERANKER_MAX_LENGTH"]))
+    results = response.json()["results"]
+    assert [r["index"] for r in results] == np.argsort(-reference, kind="stable").tolist()
+    for result in results:
+        assert (
+            abs(result["relevance_score"] - float(sigmoid(reference[result["index"]])))
+            <= manifest.canary.tolerance
+        )
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_the_gpu_examples_job_prepares_an_xlm_roberta_checkpoint(
+    checkpoints: dict[str, Path], tmp_path: Path
+) -> None:
+    """examples/bge-m3-gpu.yaml's path: its Job's container on bge-reranker-v2-m3's architecture."""
+    job = rendered_children("bge-m3-gpu")["Job"]
+    (container,) = job["spec"]["template"]["spec"]["containers"]
+    prepared = prepare_locally(container, checkpoints["xlm-roberta"], tmp_path)
+    _, manifest = read_artefact(Path(prepared["artefact"]))
+    assert manifest.recipe.backend == "gpu"
+    assert not manifest.fused, "fused graphs are CPU-tuned: the gpu recipe keeps the exported graph"
+    assert manifest.canary is not None
+    assert json.loads((Path(prepared["artefact"]) / "config.json").read_text())["model_type"] == "xlm-roberta"
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_the_rendered_server_enforces_the_rendered_k_cap_and_drains_on_sigterm(
+    checkpoints: dict[str, Path], start_pod: Any
+) -> None:
+    pod = start_pod(checkpoints["bert"])
+    env, container = pod.env, pod.container
+    k_cap = int(env["RERANKER_MAX_CANDIDATES"])
+    ready(pod)
+    assert httpx.get(pod.url("livenessProbe")).status_code == 200
+    info = httpx.get(pod.url("readinessProbe").replace("/ready", "/info")).json()
+    rendered = env_of(container)
     assert {key: info[key] for key in SERVED_SETTINGS} == {
-        key: expected(env) for key, expected in SERVED_SETTINGS.items()
+        key: expected(rendered) for key, expected in SERVED_SETTINGS.items()
     }
-    metrics = httpx.get(f"http://127.0.0.1:{ports[9090]}/metrics")
+    metrics = httpx.get(f"http://127.0.0.1:{pod.ports[9090]}/metrics")
     assert metrics.status_code == 200
     assert "reranker_request_duration_seconds" in metrics.text
 
-    rerank = probe_url(container, "readinessProbe", ports).replace("/ready", "/rerank")
+    rerank = pod.url("readinessProbe").replace("/ready", "/rerank")
     at_cap = httpx.post(
         rerank, json={"query": QUERY, "texts": [f"passage {i}" for i in range(k_cap)]}, timeout=60
     )
@@ -135,5 +212,8 @@ def test_the_rendered_deployment_runs_a_server_that_enforces_the_rendered_k_cap(
     assert str(k_cap) in over_cap.json()["error"]["message"]
     assert env["RERANKER_K_CAP_POLICY"] == "reject"
 
-    process.send_signal(signal.SIGTERM)
-    assert process.wait(timeout=pod["terminationGracePeriodSeconds"]) == 0
+    pod.process.send_signal(signal.SIGTERM)
+    assert (
+        pod.process.wait(timeout=pod.deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"])
+        == 0
+    )

@@ -8,6 +8,8 @@ with eager PyTorch, the example's int8 for fp32.
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,8 +21,8 @@ import pytest
 from reranker_server.engine import sigmoid
 
 from tests.conftest import Reference, free_port, rendered_children
-from tests.images.conftest import owned_by_pod
-from tests.images.podman import Container, Images, pod_run_options, poll_ready
+from tests.images.conftest import POD_UID, owned_by_pod
+from tests.images.podman import Container, Images, pod_run_options, podman, poll_ready
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
@@ -43,18 +45,52 @@ class ServerPod:
     base: str
     metrics: str
     readiness: list[int]
+    prepared: dict[str, Any]
 
     def probe(self, name: str) -> str:
         return f"{self.base}{self.spec[name]['httpGet']['path']}"
 
 
+def run_preparation(
+    images: Images,
+    pod: dict[str, Any],
+    container: dict[str, Any],
+    *,
+    model: Path,
+    model_mount: str,
+    volumes: dict[str, Path],
+    swaps: dict[str, str],
+) -> dict[str, Any]:
+    """The rendered preparation container (initContainer or Job) in the export image, to completion."""
+    assert container["image"] == images.tag("export"), "the operator renders the tag build-images.sh builds"
+    log = volumes["tmp"].parent / "termination-log"
+    log.touch()
+    os.chown(log, POD_UID, POD_UID)
+    options = pod_run_options(
+        pod, container, volumes=volumes, env_swaps={"RERANKER_MODEL": model_mount, **swaps}
+    )
+    options += [
+        "--volume",
+        f"{model}:{model_mount}:ro",
+        "--volume",
+        f"{log}:{container['terminationMessagePath']}",
+    ]
+    done = podman("run", "--rm", *options, container["image"], *container["args"], timeout=900, check=False)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return json.loads(log.read_text())
+
+
 def start_server_pod(
-    image: str, *, model: Path, volumes: dict[str, Path], model_mount: str = MODEL_MOUNT, **env_swaps: str
+    images: Images, *, model: Path, volumes: dict[str, Path], model_mount: str = MODEL_MOUNT, **env_swaps: str
 ) -> ServerPod:
+    """The rendered pod: its initContainer prepares into the cache volume, then the server starts."""
     deployment = rendered_children("minilm-cpu")["Deployment"]
     pod = deployment["spec"]["template"]["spec"]
-    (spec,) = pod["containers"]
-    assert spec["image"] == image, "the operator renders the tag build-images.sh builds"
+    (init,), (spec,) = pod["initContainers"], pod["containers"]
+    prepared = run_preparation(
+        images, pod, init, model=model, model_mount=model_mount, volumes=volumes, swaps=env_swaps
+    )
+    assert spec["image"] == images.tag("server"), "the operator renders the tag build-images.sh builds"
     http, metrics = free_port(), free_port()
     swaps = {
         "RERANKER_MODEL": model_mount,
@@ -64,10 +100,10 @@ def start_server_pod(
     }
     options = pod_run_options(pod, spec, volumes=volumes, env_swaps=swaps)
     options += ["--volume", f"{model}:{model_mount}:ro"]
-    container = Container.start(image, options, spec["args"])
+    container = Container.start(spec["image"], options, spec["args"])
     env = {item["name"]: item["value"] for item in spec["env"]} | swaps
     base = f"http://127.0.0.1:{http}"
-    pod_ready = ServerPod(container, spec, env, base, f"http://127.0.0.1:{metrics}/metrics", [])
+    pod_ready = ServerPod(container, spec, env, base, f"http://127.0.0.1:{metrics}/metrics", [], prepared)
     budget = spec["startupProbe"]["periodSeconds"] * spec["startupProbe"]["failureThreshold"]
     try:
         pod_ready.readiness = poll_ready(pod_ready.probe("readinessProbe"), container, min(budget, 300))
@@ -82,9 +118,7 @@ def fp32_pod(
     images: Images, served_model: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ServerPod]:
     volumes = {name: owned_by_pod(tmp_path_factory.mktemp(name)) for name in ("cache", "tmp")}
-    pod = start_server_pod(
-        images.tag("server"), model=served_model, volumes=volumes, RERANKER_QUANTIZE="none"
-    )
+    pod = start_server_pod(images, model=served_model, volumes=volumes, RERANKER_QUANTIZE="none")
     yield pod
     pod.container.remove()
 
@@ -117,17 +151,24 @@ def test_liveness_and_metrics_answer_on_the_rendered_paths(fp32_pod: ServerPod) 
     assert "reranker_request_duration_seconds_bucket" in metrics.text
 
 
-def test_derived_graphs_land_in_the_cache_volume(fp32_pod: ServerPod) -> None:
-    """The root filesystem is read-only: the fused graph can only have been written to /cache."""
-    listed = fp32_pod.container.exec("sh", "-c", "ls /cache/fused/*/model.onnx")
-    assert listed.returncode == 0, listed.stderr
+def test_the_server_serves_the_artefact_its_init_container_prepared(fp32_pod: ServerPod) -> None:
+    info = httpx.get(f"{fp32_pod.base}/info", timeout=10).json()
+    assert info["artefact_digest"] == fp32_pod.prepared["digest"]
+    assert info["integrity_check"].startswith("passed")
+    assert fp32_pod.env["RERANKER_ARTEFACT"] == fp32_pod.prepared["artefact"]
+
+
+def test_the_server_cannot_write_to_the_cache_it_serves(fp32_pod: ServerPod) -> None:
+    """The cache is mounted read-only in the server container, as the operator renders it."""
+    touched = fp32_pod.container.exec("sh", "-c", "touch /cache/probe")
+    assert touched.returncode != 0
 
 
 def test_the_image_quantises_to_int8_at_start_up_as_the_example_asks(
     images: Images, served_model: Path, pod_volume: Callable[[str], Path]
 ) -> None:
     volumes = {"cache": pod_volume("cache"), "tmp": pod_volume("tmp")}
-    pod = start_server_pod(images.tag("server"), model=served_model, volumes=volumes)
+    pod = start_server_pod(images, model=served_model, volumes=volumes)
     assert pod.env["RERANKER_QUANTIZE"] == "int8"
     try:
         info = httpx.get(f"{pod.base}/info", timeout=10).json()
@@ -143,9 +184,7 @@ def test_sigterm_after_the_rendered_pre_stop_drains_and_exits_0(
     images: Images, served_model: Path, pod_volume: Callable[[str], Path]
 ) -> None:
     volumes = {"cache": pod_volume("cache"), "tmp": pod_volume("tmp")}
-    pod = start_server_pod(
-        images.tag("server"), model=served_model, volumes=volumes, RERANKER_QUANTIZE="none"
-    )
+    pod = start_server_pod(images, model=served_model, volumes=volumes, RERANKER_QUANTIZE="none")
     grace = rendered_children("minilm-cpu")["Deployment"]["spec"]["template"]["spec"][
         "terminationGracePeriodSeconds"
     ]

@@ -14,6 +14,7 @@ from reranker_operator.resources import promql, scaling
 from reranker_operator.resources.common import ChildRef
 from reranker_operator.resources.hpa import build_hpa
 from reranker_operator.resources.pdb import build_pdb
+from reranker_operator.resources.preparation import plan_preparation
 from reranker_operator.resources.prometheusrule import build_prometheusrule
 from reranker_operator.resources.quantity import mebibytes, same_value, value, whole_cores
 from reranker_operator.resources.scaledobject import build_scaledobject
@@ -28,8 +29,15 @@ def spec(**fields) -> api.RerankerDeploymentSpec:
     return api.parse_spec({"model": {"id": "cross-encoder/ms-marco-MiniLM-L-6-v2"}, **fields})
 
 
-def deployment(s: api.RerankerDeploymentSpec, *, autoscaled: bool = True) -> dict:
-    return dep.build_deployment(s, REF, image="img:1", autoscaled=autoscaled)
+def deployment(s: api.RerankerDeploymentSpec, *, autoscaled: bool = True, image: str = "img:1") -> dict:
+    return dep.build_deployment(
+        s,
+        REF,
+        image=image,
+        autoscaled=autoscaled,
+        preparation=plan_preparation(s, REF, image=SETTINGS.export_image),
+        export_image=SETTINGS.export_image,
+    )
 
 
 def server(d: dict) -> dict:
@@ -57,6 +65,7 @@ def test_the_server_container_runs_serve_with_the_settings_contract():
         resources={"limits": {"cpu": "3", "memory": "4Gi"}},
     )
     container = server(deployment(s))
+    digest = naming.recipe_digest("BAAI/bge-reranker-v2-m3", "abc123", "cpu", "int8")
     assert (container["command"], container["args"]) == (["reranker-server"], ["serve"])
     assert env_of(deployment(s)) == {
         "RERANKER_HOST": "0.0.0.0",
@@ -65,6 +74,7 @@ def test_the_server_container_runs_serve_with_the_settings_contract():
         "RERANKER_MODEL": "BAAI/bge-reranker-v2-m3",
         "RERANKER_REVISION": "abc123",
         "RERANKER_CACHE_DIR": "/cache",
+        "RERANKER_ARTEFACT": f"/cache/artefacts/bge-reranker-v2-m3-{digest}",
         "RERANKER_QUANTIZE": "int8",
         "RERANKER_MAX_LENGTH": "384",
         "RERANKER_BACKEND": "cpu",
@@ -158,7 +168,7 @@ def test_default_cpu_resources_are_guaranteed_and_match_the_threads():
 
 def test_gpu_backend_asks_for_gpus_tolerates_the_gpu_taint_and_uses_the_gpu_image():
     s = spec(backend="gpu", gpu={"count": 2}, resources={"limits": {"cpu": "4", "nvidia.com/gpu": "8"}})
-    d = dep.build_deployment(s, REF, image=image_for(s, SETTINGS), autoscaled=True)
+    d = deployment(s, image=image_for(s, SETTINGS))
     assert server(d)["resources"]["limits"]["nvidia.com/gpu"] == "2"
     assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in d["spec"]["template"][
         "spec"
@@ -177,7 +187,10 @@ def test_an_explicit_image_wins_over_the_operator_default():
     [
         ({}, {"name": "cache", "emptyDir": {"sizeLimit": "4Gi"}}),
         ({"sizeMebibytes": 1536}, {"name": "cache", "emptyDir": {"sizeLimit": "1536Mi"}}),
-        ({"claimName": "models"}, {"name": "cache", "persistentVolumeClaim": {"claimName": "models"}}),
+        (
+            {"claimName": "models"},
+            {"name": "cache", "persistentVolumeClaim": {"claimName": "models", "readOnly": True}},
+        ),
     ],
 )
 def test_the_model_cache_is_an_emptydir_or_the_named_claim(cache, volume):

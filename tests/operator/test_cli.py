@@ -31,9 +31,30 @@ def test_render_prints_the_children_of_every_example_without_a_cluster():
     result = run_cli("render", "-f", *map(str, EXAMPLES))  # what `render -f examples/*.yaml` expands to
     assert result.returncode == 0, result.stderr
     objects = list(yaml.safe_load_all(result.stdout))
-    names = {obj["metadata"]["name"] for obj in objects}
-    assert names == {yaml.safe_load(path.read_text())["metadata"]["name"] for path in EXAMPLES}
+    children = {
+        obj["metadata"]["name"] for obj in objects if obj["kind"] not in {"Job", "PersistentVolumeClaim"}
+    }
+    assert children == {yaml.safe_load(path.read_text())["metadata"]["name"] for path in EXAMPLES}
     assert {"Deployment", "Service"} <= {obj["kind"] for obj in objects}
+
+
+def test_render_of_the_gpu_example_shows_the_preparation_job_and_the_mounted_artefact():
+    objects = list(yaml.safe_load_all(run_cli("render", "-f", "examples/bge-m3-gpu.yaml").stdout))
+    by_kind = {obj["kind"]: obj for obj in objects}
+    claim, job, deployment = by_kind["PersistentVolumeClaim"], by_kind["Job"], by_kind["Deployment"]
+    (prepare,) = job["spec"]["template"]["spec"]["containers"]
+    out = prepare["args"][prepare["args"].index("--out") + 1]
+    pod = deployment["spec"]["template"]["spec"]
+    (server,) = pod["containers"]
+    assert {"name": "RERANKER_ARTEFACT", "value": out} in server["env"]
+    assert {
+        "name": "cache",
+        "persistentVolumeClaim": {"claimName": claim["metadata"]["name"], "readOnly": True},
+    } in (pod["volumes"])
+    assert (
+        job["spec"]["template"]["spec"]["volumes"][0]["persistentVolumeClaim"]["claimName"]
+        == (claim["metadata"]["name"])
+    )
 
 
 def test_render_shows_the_prometheus_adapter_path_unless_keda_is_asked_for():
@@ -57,6 +78,7 @@ def test_render_of_a_keda_example_shows_the_scaledobject_given_a_prometheus_url(
     )
     kinds = [obj["kind"] for obj in yaml.safe_load_all(result.stdout)]
     assert kinds == [
+        "Job",
         "Deployment",
         "Service",
         "ScaledObject",

@@ -18,8 +18,17 @@ CRD_FILE = ROOT / "crds" / f"{naming.CRD_NAME}.yaml"
 CHART_CRD_FILE = ROOT / "charts" / "kube-reranker" / "crds" / f"{naming.CRD_NAME}.yaml"
 UNIT_SUFFIXES = ("Milliseconds", "Seconds", "Tokens", "Mebibytes", "Percent")
 # Integer fields that count things rather than measure them (maxLength counts tokens, as in HF).
-COUNTS = {"min", "max", "count", "requests", "maxCandidates", "maxLength", "inFlightPerReplica"}
-STATUS_COUNTS = {"observedGeneration", "replicas", "readyReplicas"}
+COUNTS = {
+    "min",
+    "max",
+    "count",
+    "requests",
+    "maxCandidates",
+    "maxLength",
+    "inFlightPerReplica",
+    "backoffLimit",
+}
+STATUS_COUNTS = {"observedGeneration", "replicas", "readyReplicas", "sizeBytes"}
 EXPECTED_ERROR = "test.kube-reranker.io/expected-error"
 
 
@@ -140,8 +149,9 @@ def test_printer_columns_show_model_backend_readiness_replicas_slo_p95_and_age(c
     columns = {column["name"]: column["jsonPath"] for column in version["additionalPrinterColumns"]}
     assert {"Model", "Backend", "Ready", "Replicas", "SLO-ms", "P95-ms", "Age"} <= set(columns)
     assert columns["SLO-Met"] == '.status.conditions[?(@.type=="SLOMet")].status'
+    assert columns["Model-Ready"] == '.status.conditions[?(@.type=="ModelReady")].status'
     for name, json_path in columns.items():
-        if name in {"Age", "Ready", "SLO-Met"}:
+        if name in {"Age", "Ready", "SLO-Met", "Model-Ready"}:
             continue
         node = schema
         for part in json_path.strip(".").split("."):

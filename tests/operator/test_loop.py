@@ -91,6 +91,7 @@ async def test_status_reports_endpoint_generation_and_conditions(cluster, runnin
         "Ready",
         "Progressing",
         "WarmedUp",
+        "ModelReady",
         "Degraded",
         "Autoscaling",
     ]

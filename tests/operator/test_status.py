@@ -117,7 +117,12 @@ def test_a_rollout_past_its_deadline_is_degraded_with_the_deployments_message():
 
 
 def test_plan_problems_make_it_degraded_and_explain_the_autoscaler():
-    plan = Plan(children=(), metrics_source=None, problems=(Problem("KEDAUnavailable", "install KEDA"),))
+    plan = Plan(
+        children=(),
+        metrics_source=None,
+        preparation=PLAN.preparation,
+        problems=(Problem("KEDAUnavailable", "install KEDA"),),
+    )
     spec = api.parse_spec({"model": {"id": "m"}, "autoscaling": {"metricsSource": "keda"}})
     result = status.reconciled(
         spec=spec, name="rr", namespace="ns", generation=1, plan=plan, problems=(), deployment=None, pods=[]
@@ -198,6 +203,7 @@ def test_conditions_from_other_writers_survive_in_a_stable_order():
         "Ready",
         "Progressing",
         "WarmedUp",
+        "ModelReady",
         "Degraded",
         "Autoscaling",
         "SLOMet",
@@ -279,7 +285,7 @@ def test_conditions_are_set_by_type_on_the_freshest_body():
         spec=SPEC, name="rr", namespace="ns", generation=7, plan=PLAN, problems=(), deployment=None, pods=[]
     )
     status.set_conditions(body, update=update, now=T1)
-    assert [item["type"] for item in body["status"]["conditions"]] == [*status.CONDITION_ORDER[:5], "SLOMet"]
+    assert [item["type"] for item in body["status"]["conditions"]] == [*status.CONDITION_ORDER[:6], "SLOMet"]
     assert body["status"]["p95Milliseconds"] == 640
     unchanged = body["status"]["conditions"]
     status.set_conditions(body, update=update, now="2027-01-01T00:00:00Z")

@@ -30,16 +30,23 @@ CLUSTERS = {
         service_monitors=True, prometheus_rules=True, scaled_objects=True
     ),
 }
-CORE_KINDS = {"Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget"}
+CORE_KINDS = {
+    "Deployment",
+    "Service",
+    "HorizontalPodAutoscaler",
+    "PodDisruptionBudget",
+    "Job",
+    "PersistentVolumeClaim",
+}
 SETTINGS = OperatorConfig(prometheus_url="http://prometheus-operated.monitoring.svc:9090")
 
 
 def rendered(example: dict[str, Any], capabilities: Capabilities) -> list[dict[str, Any]]:
-    """The children as the operator applies them: owned by a CR that has a uid."""
+    """The children (and the shared preparation Job and claim) as the operator applies them, owned."""
     cr = {**example, "metadata": {"namespace": "search", **example["metadata"], "uid": str(uuid.uuid4())}}
     ref = ChildRef(cr_name=cr["metadata"]["name"], namespace=cr["metadata"]["namespace"])
     plan = plan_children(api.parse_spec(cr["spec"]), ref, SETTINGS, capabilities)
-    return owned(plan.children, cr)
+    return owned((*plan.shared, *plan.children), cr)
 
 
 CASES = [

@@ -6,6 +6,7 @@ loads the artefact only through its manifest, and its warm-up recomputes the can
 
 from __future__ import annotations
 
+import datetime
 import json
 import shutil
 from collections.abc import Callable
@@ -27,6 +28,7 @@ from reranker_server.artefact import (
     sha256_of,
 )
 from reranker_server.config import Settings
+from reranker_server.preparation.collect import collect_garbage
 from reranker_server.preparation.prepare import check_architecture, prepare, result_line
 from reranker_server.preparation.store import ModelStore
 
@@ -257,3 +259,21 @@ async def test_a_graph_over_the_external_data_threshold_is_prepared_and_served(
     assert [name for name in manifest.files if name.startswith("model.onnx") and name != "model.onnx"]
     settings = settings_factory(artefact=out, model=str(checkpoint), quantize=quantization)
     assert await ready_reason(settings) == "ready"
+
+
+def test_garbage_collection_deletes_only_old_artefacts_nobody_keeps(artefact: Path, tmp_path: Path) -> None:
+    root = tmp_path / "artefacts"
+    for name in ("in-use", "unused", "fresh-unused", ".unused.partial-x1"):
+        shutil.copytree(artefact, root / name)
+    prepared = read_artefact(root / "unused")[1].prepared_at
+    stamp = (
+        datetime.datetime.strptime(prepared, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.UTC).timestamp()
+    )
+    day = 24 * 3600
+    for name in ("in-use", "unused", ".unused.partial-x1"):
+        manifest = json.loads((root / name / MANIFEST_NAME).read_text())
+        manifest["prepared_at"] = "2020-01-01T00:00:00Z"
+        (root / name / MANIFEST_NAME).write_text(json.dumps(manifest))
+    deleted = collect_garbage(root, keep=["in-use"], now=stamp + 3600, older_than_s=day)
+    assert deleted == ["unused"]
+    assert sorted(p.name for p in root.iterdir()) == [".unused.partial-x1", "fresh-unused", "in-use"]

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.conftest import torch_blocked_env
 from tests.server.conftest import engine_logits
 from tests.server.process import BIN, ServerProcess, free_port
 from tests.server.texts import QUERY, passages
@@ -22,20 +23,6 @@ from tests.server.texts import QUERY, passages
 pytestmark = pytest.mark.slow
 
 DOCUMENTS = passages(6, max_words=40, seed=21)
-#: Blocks `import torch` in the server process and records every attempt.
-TORCH_BLOCKER = """
-import importlib.abc, os, sys
-
-class BlockTorch(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path=None, target=None):
-        if name == "torch" or name.startswith("torch."):
-            with open(os.environ["TORCH_ATTEMPTS"], "a") as attempts:
-                attempts.write(name + "\\n")
-            raise ModuleNotFoundError("torch is blocked in this test", name=name)
-        return None
-
-sys.meta_path.insert(0, BlockTorch())
-"""
 
 
 def pod_env(model_dir: Path, cache_dir: Path, **overrides: str) -> dict[str, str]:
@@ -177,23 +164,8 @@ def test_sigterm_turns_ready_503_and_lets_in_flight_requests_finish(
 def test_a_model_that_ships_onnx_is_served_where_torch_cannot_be_imported(
     test_model_dir: Path, tmp_path: Path
 ) -> None:
-    blocker = tmp_path / "blocker"
-    blocker.mkdir()
-    (blocker / "sitecustomize.py").write_text(TORCH_BLOCKER)
-    attempts = tmp_path / "torch-attempts.txt"
-    probe = subprocess.run(
-        [BIN / "python", "-c", "import torch"],
-        env={"PYTHONPATH": str(blocker), "TORCH_ATTEMPTS": str(attempts)},
-        capture_output=True,
-        check=False,
-    )
-    assert probe.returncode != 0, "the blocker must make `import torch` fail"
-    attempts.unlink()
-    env = {
-        **pod_env(test_model_dir, tmp_path / "cache"),
-        "PYTHONPATH": str(blocker),
-        "TORCH_ATTEMPTS": str(attempts),
-    }
+    blocked, attempts = torch_blocked_env(tmp_path)
+    env = {**pod_env(test_model_dir, tmp_path / "cache"), **blocked}
     with ServerProcess(env, tmp_path / "server.log") as process:
         process.wait_ready()
         response = httpx.post(

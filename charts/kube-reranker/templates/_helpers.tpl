@@ -81,6 +81,11 @@ RERANKER_OPERATOR_SERVER_IMAGE and the helm test pod runs it, so both always agr
 {{- printf "%s:%s" .Values.server.gpuImage.repository (default .Chart.AppVersion .Values.server.gpuImage.tag) }}
 {{- end }}
 
+{{/* The image model preparation Jobs and initContainers run (reranker-server prepare, with torch). */}}
+{{- define "kube-reranker.exportImage" -}}
+{{- printf "%s:%s" .Values.server.exportImage.repository (default .Chart.AppVersion .Values.server.exportImage.tag) }}
+{{- end }}
+
 {{/* True (non-empty) when the operator runs more than one replica and so needs kopf peering. */}}
 {{- define "kube-reranker.peeringEnabled" -}}
 {{- if gt (int .Values.operator.replicas) 1 }}true{{ end }}

@@ -53,6 +53,15 @@ the operator makes, nothing more.
 - apiGroups: [""]
   resources: [services]
   verbs: [get, create, patch]
+# Application: model preparation, once per recipe and cache claim: the Job (read until it is done,
+# patched to add a second user as owner, listed to tell a new one which artefacts are in use; its pods'
+# termination message is its result) and the shared cache claim for model.cache.storageClassName.
+- apiGroups: [batch]
+  resources: [jobs]
+  verbs: [get, list, create, patch]
+- apiGroups: [""]
+  resources: [persistentvolumeclaims]
+  verbs: [get, create, patch]
 # Application: optional children, created when the spec asks and pruned when it stops asking;
 # ServiceMonitor, PrometheusRule and ScaledObject only where their CRDs exist.
 - apiGroups: [autoscaling]

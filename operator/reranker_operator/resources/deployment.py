@@ -14,6 +14,12 @@ from typing import Any, Final
 from reranker_operator import naming
 from reranker_operator.api import GPU_RESOURCE, RerankerDeploymentSpec
 from reranker_operator.resources.common import ChildRef, metadata
+from reranker_operator.resources.preparation import (
+    RUN_AS_ID,
+    Preparation,
+    pod_security_context,
+    prepare_container,
+)
 from reranker_operator.resources.quantity import mebibytes, whole_cores
 
 COMMAND: Final = ("reranker-server",)
@@ -25,8 +31,8 @@ CACHE_DIR: Final = "/cache"
 TMP_DIR: Final = "/tmp"
 DEFAULT_CACHE_MEBIBYTES: Final = 4096
 TMP_SIZE: Final = "1Gi"
-# The image runs as this non-root user; fsGroup makes a cache PVC writable for it.
-RUN_AS_ID: Final = 10001
+# The image runs as RUN_AS_ID (resources.preparation); fsGroup makes a cache PVC writable for the Job.
+__all__ = ["RUN_AS_ID", "build_deployment"]
 
 # Shutdown: preStop keeps the pod serving while endpoints drop it, then the server drains.
 PRE_STOP_SECONDS: Final = 5
@@ -43,9 +49,19 @@ GPU_TOLERATION: Final = {"key": GPU_RESOURCE, "operator": "Exists", "effect": "N
 
 
 def build_deployment(
-    spec: RerankerDeploymentSpec, ref: ChildRef, *, image: str, autoscaled: bool
+    spec: RerankerDeploymentSpec,
+    ref: ChildRef,
+    *,
+    image: str,
+    autoscaled: bool,
+    preparation: Preparation,
+    export_image: str,
 ) -> dict[str, Any]:
-    """The Deployment; `autoscaled` leaves spec.replicas to the HPA or KEDA so applies never fight them."""
+    """The Deployment; `autoscaled` leaves spec.replicas to the HPA or KEDA so applies never fight them.
+
+    Its pods serve `preparation.artefact` from the cache volume, mounted read-only: a shared claim the
+    preparation Job filled, or (no shared cache) an emptyDir the pod's own initContainer fills.
+    """
     deployment_spec: dict[str, Any] = {}
     if not autoscaled:
         deployment_spec["replicas"] = spec.replicas.min
@@ -59,7 +75,7 @@ def build_deployment(
                 "labels": {**spec.pod_template.labels, **naming.labels(ref.cr_name)},
                 "annotations": {**scrape_annotations(), **spec.pod_template.annotations},
             },
-            "spec": pod_spec(spec, ref, image=image),
+            "spec": pod_spec(spec, ref, image=image, preparation=preparation, export_image=export_image),
         },
     }
     return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": metadata(ref), "spec": deployment_spec}
@@ -74,7 +90,9 @@ def scrape_annotations() -> dict[str, str]:
     }
 
 
-def pod_spec(spec: RerankerDeploymentSpec, ref: ChildRef, *, image: str) -> dict[str, Any]:
+def pod_spec(
+    spec: RerankerDeploymentSpec, ref: ChildRef, *, image: str, preparation: Preparation, export_image: str
+) -> dict[str, Any]:
     overrides = spec.pod_template
     pod: dict[str, Any] = {
         # The server never talks to the API server, and service links would inject RERANKER_PORT-like
@@ -82,17 +100,21 @@ def pod_spec(spec: RerankerDeploymentSpec, ref: ChildRef, *, image: str) -> dict
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,
         "terminationGracePeriodSeconds": PRE_STOP_SECONDS + DRAIN_SECONDS + GRACE_MARGIN_SECONDS,
-        "securityContext": {
-            "runAsNonRoot": True,
-            "runAsUser": RUN_AS_ID,
-            "runAsGroup": RUN_AS_ID,
-            "fsGroup": RUN_AS_ID,
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
-        "containers": [container(spec, image=image)],
-        "volumes": volumes(spec),
+        "securityContext": pod_security_context(),
+        "containers": [container(spec, image=image, artefact=preparation.artefact)],
+        "volumes": volumes(spec, preparation),
         "affinity": copy.deepcopy(overrides.affinity) if overrides.affinity else spread_across_nodes(ref),
     }
+    if not preparation.shared:
+        # No shared cache: every pod prepares into its own emptyDir before the server starts (slow).
+        # The pod is sized for the model already: the preparation gets the server's CPU and memory.
+        resources = {
+            scope: {name: value for name, value in amounts.items() if name != GPU_RESOURCE}
+            for scope, amounts in container_resources(spec).items()
+        }
+        pod["initContainers"] = [
+            prepare_container(spec, image=export_image, artefact=preparation.artefact, resources=resources)
+        ]
     if overrides.service_account_name:
         pod["serviceAccountName"] = overrides.service_account_name
     if overrides.priority_class_name:
@@ -126,7 +148,7 @@ def spread_across_nodes(ref: ChildRef) -> dict[str, Any]:
     }
 
 
-def container(spec: RerankerDeploymentSpec, *, image: str) -> dict[str, Any]:
+def container(spec: RerankerDeploymentSpec, *, image: str, artefact: str) -> dict[str, Any]:
     resources = container_resources(spec)
     return {
         "name": naming.CONTAINER_NAME,
@@ -138,9 +160,9 @@ def container(spec: RerankerDeploymentSpec, *, image: str) -> dict[str, Any]:
             {"name": naming.HTTP_PORT_NAME, "containerPort": naming.HTTP_PORT, "protocol": "TCP"},
             {"name": naming.METRICS_PORT_NAME, "containerPort": naming.METRICS_PORT, "protocol": "TCP"},
         ],
-        "env": env(spec, threads=intra_op_threads(resources)),
+        "env": env(spec, threads=intra_op_threads(resources), artefact=artefact),
         "resources": resources,
-        # Start-up covers download, export, load and warm-up: /ready only turns 200 after all of them.
+        # Start-up covers load, the integrity check and warm-up (preparation ran before the container).
         "startupProbe": _http_probe(
             READY_PATH,
             period_seconds=STARTUP_PERIOD_SECONDS,
@@ -157,8 +179,9 @@ def container(spec: RerankerDeploymentSpec, *, image: str) -> dict[str, Any]:
             "runAsNonRoot": True,
             "capabilities": {"drop": ["ALL"]},
         },
+        # The server only reads the prepared artefact: it never writes to the cache.
         "volumeMounts": [
-            {"name": "cache", "mountPath": CACHE_DIR},
+            {"name": "cache", "mountPath": CACHE_DIR, "readOnly": True},
             {"name": "tmp", "mountPath": TMP_DIR},
         ],
     }
@@ -192,7 +215,7 @@ def intra_op_threads(resources: dict[str, Any]) -> int:
     return whole_cores(cpu) if cpu is not None else 0
 
 
-def env(spec: RerankerDeploymentSpec, *, threads: int) -> list[dict[str, Any]]:
+def env(spec: RerankerDeploymentSpec, *, threads: int, artefact: str) -> list[dict[str, Any]]:
     """The server's settings contract, then the user's extra variables (which may override HOME/HF_HOME)."""
     settings = {
         "RERANKER_HOST": "0.0.0.0",
@@ -201,6 +224,7 @@ def env(spec: RerankerDeploymentSpec, *, threads: int) -> list[dict[str, Any]]:
         "RERANKER_MODEL": spec.model.id,
         "RERANKER_REVISION": spec.model.revision,
         "RERANKER_CACHE_DIR": CACHE_DIR,
+        "RERANKER_ARTEFACT": artefact,
         "RERANKER_QUANTIZE": spec.model.quantization,
         "RERANKER_MAX_LENGTH": str(spec.model.max_length),
         "RERANKER_BACKEND": spec.backend,
@@ -222,12 +246,12 @@ def env(spec: RerankerDeploymentSpec, *, threads: int) -> list[dict[str, Any]]:
     return rendered + copy.deepcopy(spec.env)
 
 
-def volumes(spec: RerankerDeploymentSpec) -> list[dict[str, Any]]:
+def volumes(spec: RerankerDeploymentSpec, preparation: Preparation) -> list[dict[str, Any]]:
     cache = spec.model.cache
-    if cache.claim_name:
+    if preparation.claim_name is not None:
         cache_volume: dict[str, Any] = {
             "name": "cache",
-            "persistentVolumeClaim": {"claimName": cache.claim_name},
+            "persistentVolumeClaim": {"claimName": preparation.claim_name, "readOnly": True},
         }
     else:
         size = cache.size_mebibytes or DEFAULT_CACHE_MEBIBYTES

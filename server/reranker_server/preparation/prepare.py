@@ -16,6 +16,7 @@ import json
 import logging
 import shutil
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -93,12 +94,13 @@ def prepare(
     return Prepared(out, manifest, reused=False)
 
 
-def result_line(prepared: Prepared) -> str:
+def result_line(prepared: Prepared, *, collected: Sequence[str] = ()) -> str:
     """One JSON line for people and for the operator (it reads the Job's termination message)."""
     manifest = prepared.manifest
     return json.dumps(
         {
             "artefact": str(prepared.directory),
+            "collected": list(collected),
             "digest": manifest.digest,
             "resolvedCommit": manifest.resolved_commit,
             "sizeBytes": manifest.size_bytes,
