@@ -38,6 +38,7 @@ MANAGED_ENV: Final[Mapping[str, str]] = {
     "RERANKER_REVISION": "model.revision",
     "RERANKER_CACHE_DIR": "model.cache",
     "RERANKER_ARTEFACT": "the operator (its preparation Job or initContainer writes the artefact)",
+    "RERANKER_TERMINATION_LOG": "the operator (the kubelet reads /dev/termination-log)",
     "RERANKER_QUANTIZE": "model.quantization",
     "RERANKER_MAX_LENGTH": "model.maxLength",
     "RERANKER_BACKEND": "backend",

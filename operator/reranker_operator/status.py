@@ -51,6 +51,8 @@ SLOW_PATH: Final = (
     "downloads and exports again: set model.cache.claimName (a ReadWriteMany claim) or "
     "model.cache.storageClassName to prepare once per recipe"
 )
+#: Reasons a server refuses the artefact it was given (reranker_server.artefact's ModelError reasons).
+MODEL_REFUSALS: Final = frozenset({"IntegrityCheckFailed", "ArtefactInvalid"})
 IMAGE_PULL_REASONS: Final = frozenset({"ErrImagePull", "ImagePullBackOff", "InvalidImageName"})
 START_FAILURE_REASONS: Final = frozenset({"CrashLoopBackOff", "CreateContainerConfigError"})
 
@@ -120,6 +122,8 @@ def pod_problems(pods: Sequence[Mapping[str, Any]]) -> list[Problem]:
             ):
                 problems.setdefault("Unschedulable", _unschedulable(name, item.get("message") or ""))
         for container in pod_status.get("containerStatuses") or ():
+            if refused := _refused_model(name, container):
+                problems.setdefault(refused.reason, refused)
             waiting = (container.get("state") or {}).get("waiting") or {}
             reason, detail = waiting.get("reason"), waiting.get("message") or "no details"
             if reason in IMAGE_PULL_REASONS:
@@ -140,6 +144,16 @@ def pod_problems(pods: Sequence[Mapping[str, Any]]) -> list[Problem]:
                     ),
                 )
     return list(problems.values())
+
+
+def _refused_model(pod: str, container: Mapping[str, Any]) -> Problem | None:
+    """A server that refused its model wrote `Reason: message` to its termination log; the kubelet shows
+    it once the container was restarted (the startup probe gave up on a pod that stayed 503)."""
+    terminated = (container.get("lastState") or {}).get("terminated") or {}
+    reason, separator, message = (terminated.get("message") or "").strip().partition(": ")
+    if separator and reason in MODEL_REFUSALS:
+        return Problem(reason, f"pod {pod} refused its model: {message}")
+    return None
 
 
 def _unschedulable(pod: str, message: str) -> Problem:

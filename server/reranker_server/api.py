@@ -185,9 +185,21 @@ async def start(state: Services) -> None:
     except (ModelError, EngineError) as exc:
         log.error("not ready: %s", exc)
         lifecycle.failed(str(exc))
+        if isinstance(exc, ModelError):
+            report_refusal(settings, f"{exc.reason}: {exc}")
     except Exception as exc:
         log.exception("start-up failed")
         lifecycle.failed(f"start-up failed: {type(exc).__name__}; see the server log")
+
+
+def report_refusal(settings: Settings, line: str) -> None:
+    """The kubelet shows this file's text once the container restarts: the operator reads it from there."""
+    if settings.termination_log is None:
+        return
+    try:
+        settings.termination_log.write_text(line)
+    except OSError as exc:
+        log.warning("could not write the start-up failure to %s: %s", settings.termination_log, exc)
 
 
 def verify_integrity(engine: Engine) -> str:

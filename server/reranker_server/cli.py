@@ -8,6 +8,7 @@ object. Heavy imports happen inside the subcommand that needs them, so `--help` 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 import time
@@ -136,7 +137,7 @@ def run_prepare(args: argparse.Namespace) -> int:
     from reranker_server import logs
     from reranker_server.artefact import ModelError, Recipe
     from reranker_server.preparation.collect import collect_garbage
-    from reranker_server.preparation.prepare import prepare, result_line
+    from reranker_server.preparation.prepare import exit_code_for, prepare, result_line
 
     settings = settings_or_exit(args)
     logs.configure(settings.log_format)
@@ -149,7 +150,14 @@ def run_prepare(args: argparse.Namespace) -> int:
     try:
         prepared = prepare(recipe, out=args.out, cache_dir=settings.cache_dir, offline=settings.hub_offline)
     except ModelError as exc:
-        line, code = f"{exc.reason}: {exc}", 1
+        line, code = f"{exc.reason}: {exc}", exit_code_for(exc.reason)
+        print(f"reranker-server prepare: {line}", file=sys.stderr)
+    except Exception as exc:  # a crash a retry may not repeat: say so, and let the Job retry
+        logging.getLogger("reranker_server.prepare").exception("preparation crashed")
+        line, code = (
+            f"PreparationCrashed: {type(exc).__name__} while preparing {recipe.model}; see the log",
+            2,
+        )
         print(f"reranker-server prepare: {line}", file=sys.stderr)
     else:
         collected = []

@@ -45,6 +45,7 @@ class Settings(BaseModel):
     revision: Annotated[str, Field(min_length=1)] = "main"
     cache_dir: Path = Path(DEFAULT_CACHE_DIR)
     artefact: Path | None = None
+    termination_log: Path | None = None
     quantize: Literal["none", "int8"] = "none"
     max_length: Annotated[int, Field(ge=8, le=8192)] = 512
     backend: Literal["cpu", "gpu"] = "cpu"
@@ -117,6 +118,7 @@ OPTIONS: Final[tuple[Option, ...]] = (
         "a prepared model directory (reranker-server prepare --out): served as its manifest says, checked "
         "by its canaries at warm-up; --model, --revision, --backend and --quantize must match its recipe",
     ),
+    Option("termination_log", "where to write why start-up failed (a pod's /dev/termination-log)"),
     Option("quantize", "none or int8 (dynamic int8 quantisation for CPU)"),
     Option("max_length", "tokens per (query, passage) pair; the passage is cut first"),
     Option("backend", "cpu (ONNX Runtime CPU) or gpu (CUDA execution provider, no CPU fall-back)"),

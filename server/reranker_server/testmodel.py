@@ -62,6 +62,9 @@ class ModelShape:
     intermediate: int = 0
     max_positions: int = 512
     seed: int = 0
+    #: Wider than BERT's 0.02 so that random weights still spread a tiny model's scores apart (tests
+    #: compare rankings); deep shapes built for timing want the usual 0.02, or activations explode.
+    initializer_range: float = 0.2
 
     @property
     def attention_heads(self) -> int:
@@ -130,9 +133,7 @@ def _bert(out: Path, shape: ModelShape) -> tuple[Any, list[str]]:
         intermediate_size=shape.intermediate_size,
         max_position_embeddings=shape.max_positions,
         num_labels=1,
-        # Wider than BERT's 0.02 so that random weights still spread scores apart: tests compare
-        # rankings, which a near-constant score would make meaningless.
-        initializer_range=0.2,
+        initializer_range=shape.initializer_range,
         attn_implementation="eager",
     )
     return BertForSequenceClassification(config).eval(), ["input_ids", "attention_mask", "token_type_ids"]
@@ -184,7 +185,7 @@ def _xlm_roberta(out: Path, shape: ModelShape) -> tuple[Any, list[str]]:
         bos_token_id=0,
         eos_token_id=2,
         num_labels=1,
-        initializer_range=0.2,
+        initializer_range=shape.initializer_range,
         attn_implementation="eager",
     )
     return XLMRobertaForSequenceClassification(config).eval(), ["input_ids", "attention_mask"]

@@ -75,6 +75,7 @@ def test_the_server_container_runs_serve_with_the_settings_contract():
         "RERANKER_REVISION": "abc123",
         "RERANKER_CACHE_DIR": "/cache",
         "RERANKER_ARTEFACT": f"/cache/artefacts/bge-reranker-v2-m3-{digest}",
+        "RERANKER_TERMINATION_LOG": "/dev/termination-log",
         "RERANKER_QUANTIZE": "int8",
         "RERANKER_MAX_LENGTH": "384",
         "RERANKER_BACKEND": "cpu",

@@ -290,3 +290,17 @@ def test_conditions_are_set_by_type_on_the_freshest_body():
     unchanged = body["status"]["conditions"]
     status.set_conditions(body, update=update, now="2027-01-01T00:00:00Z")
     assert body["status"]["conditions"] is unchanged
+
+
+def test_a_pod_that_refused_its_artefact_says_why_in_degraded() -> None:
+    refused = pod()
+    refused["status"]["containerStatuses"][0]["lastState"] = {
+        "terminated": {
+            "exitCode": 137,
+            "reason": "Error",
+            "message": "IntegrityCheckFailed: integrity check failed: largest logit error 2.1 (allowed 1e-3)",
+        }
+    }
+    degraded = conditions(reconciled(deployment(), pods=[refused]))["Degraded"]
+    assert (degraded["status"], degraded["reason"]) == ("True", "IntegrityCheckFailed")
+    assert "pod rr-5d8f-x2 refused its model: integrity check failed" in degraded["message"]

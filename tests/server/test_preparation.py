@@ -9,6 +9,8 @@ from __future__ import annotations
 import datetime
 import json
 import shutil
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -29,7 +31,7 @@ from reranker_server.artefact import (
 )
 from reranker_server.config import Settings
 from reranker_server.preparation.collect import collect_garbage
-from reranker_server.preparation.prepare import check_architecture, prepare, result_line
+from reranker_server.preparation.prepare import check_architecture, exit_code_for, prepare, result_line
 from reranker_server.preparation.store import ModelStore
 
 from tests.conftest import Reference
@@ -214,6 +216,17 @@ async def test_a_graph_whose_classifier_head_was_lost_does_not_turn_ready(
     assert reason.startswith("integrity check failed")
 
 
+async def test_a_refused_artefact_is_written_to_the_termination_log_for_the_kubelet(
+    artefact: Path, test_model_dir: Path, settings_factory: Callable[..., Settings], tmp_path: Path
+) -> None:
+    log = tmp_path / "termination-log"
+    settings = settings_factory(
+        artefact=artefact, model=str(test_model_dir), quantize="int8", termination_log=log
+    )
+    await ready_reason(settings)
+    assert log.read_text().startswith("ArtefactInvalid: the artefact at")
+
+
 async def test_a_graph_with_perturbed_weights_does_not_turn_ready(
     artefact: Path, test_model_dir: Path, settings_factory: Callable[..., Settings], tmp_path: Path
 ) -> None:
@@ -277,3 +290,30 @@ def test_garbage_collection_deletes_only_old_artefacts_nobody_keeps(artefact: Pa
     deleted = collect_garbage(root, keep=["in-use"], now=stamp + 3600, older_than_s=day)
     assert deleted == ["unused"]
     assert sorted(p.name for p in root.iterdir()) == [".unused.partial-x1", "fresh-unused", "in-use"]
+
+
+def test_prepare_exits_1_for_what_a_retry_cannot_fix_and_says_why(tmp_path: Path) -> None:
+    log = tmp_path / "termination-log"
+    done = subprocess.run(
+        [
+            Path(sys.executable).parent / "reranker-server",
+            "prepare",
+            "--model",
+            str(tmp_path / "nowhere"),
+            "--out",
+            str(tmp_path / "out"),
+            "--termination-log",
+            str(log),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert log.read_text().startswith("RepositoryNotFound: model directory")
+
+
+def test_a_cut_off_download_is_worth_a_retry() -> None:
+    assert exit_code_for("DownloadFailed") == 2
+    assert exit_code_for("UnsupportedArchitecture") == 1

@@ -225,6 +225,8 @@ def env(spec: RerankerDeploymentSpec, *, threads: int, artefact: str) -> list[di
         "RERANKER_REVISION": spec.model.revision,
         "RERANKER_CACHE_DIR": CACHE_DIR,
         "RERANKER_ARTEFACT": artefact,
+        # Why a start-up failed, for the kubelet to report once the startup probe restarts the pod.
+        "RERANKER_TERMINATION_LOG": "/dev/termination-log",
         "RERANKER_QUANTIZE": spec.model.quantization,
         "RERANKER_MAX_LENGTH": str(spec.model.max_length),
         "RERANKER_BACKEND": spec.backend,

@@ -45,6 +45,22 @@ log = logging.getLogger(__name__)
 SUPPORTED_MODEL_TYPES: Final = frozenset(
     {"bert", "roberta", "xlm-roberta", "camembert", "distilbert", "electra", "deberta-v2", "modernbert"}
 )
+#: Failures a retry cannot fix: `prepare` exits 1 and the Job fails at once (its podFailurePolicy);
+#: anything else (a download cut off, a crash) exits 2 and the Job retries within its backoff limit.
+PERMANENT_REASONS: Final = frozenset(
+    {
+        "RepositoryNotFound",
+        "Unauthorized",
+        "RevisionNotFound",
+        "NoNetworkNothingCached",
+        "UnsupportedArchitecture",
+        "NoFastTokenizer",
+        "ExportUnavailable",
+        "IntegrityCheckFailed",
+        "ArtefactConflict",
+        "VolumeFull",
+    }
+)
 #: Canary pairs are short: no truncation, whatever max_length the pods serve with.
 CANARY_MAX_LENGTH: Final = 128
 CANARY_THREADS: Final = 1
@@ -92,6 +108,10 @@ def prepare(
         raise
     _, manifest = read_artefact(out)
     return Prepared(out, manifest, reused=False)
+
+
+def exit_code_for(reason: str) -> int:
+    return 1 if reason in PERMANENT_REASONS else 2
 
 
 def result_line(prepared: Prepared, *, collected: Sequence[str] = ()) -> str:
@@ -197,9 +217,14 @@ def verify(scratch: Path, recipe: Recipe, files: ModelFiles, canary: Canary) -> 
     check = check_canary(canary, pair_logits(engine, canary.pairs))
     log.info("canary check of %s: %s", recipe.model, check.describe(canary))
     if not check.passed:
+        advice = (
+            "int8 does not hold for this model: use quantization none"
+            if recipe.quantization == "int8"
+            else "the ONNX export does not reproduce this checkpoint: please report it with the model id"
+        )
         raise ArtefactError(
-            f"the prepared graph of {recipe.model} does not reproduce PyTorch: {check.describe(canary)}. "
-            "The export or quantisation is broken for this model; try quantization none",
+            f"the prepared graph of {recipe.model} does not reproduce PyTorch: "
+            f"{check.describe(canary)}; {advice}",
             reason="IntegrityCheckFailed",
         )
 
