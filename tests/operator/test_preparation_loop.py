@@ -72,6 +72,25 @@ async def finish_job(cluster, name: str, *, exit_code: int, message: str, reason
     await cluster.patch(f"/apis/batch/v1/namespaces/{NAMESPACE}/jobs/{name}/status", json={"status": status})
 
 
+async def create_and_finish(
+    cluster, cr: dict[str, Any], *, exit_code: int, message: str, reason: str = ""
+) -> dict:
+    """Apply a CR, wait for its preparation Job, and let that Job end as told."""
+    await create(cluster, cr)
+    (job,) = await eventually(lambda: jobs(cluster))
+    await finish_job(cluster, job["metadata"]["name"], exit_code=exit_code, message=message, reason=reason)
+    return job
+
+
+async def model_failure(cluster, name: str) -> dict[str, Any]:
+    return await eventually(
+        lambda: (
+            condition(cluster, name, "ModelReady").get("reason") == "PreparationFailed"
+            and condition(cluster, name, "ModelReady")
+        )
+    )
+
+
 def prepare_args(job: dict[str, Any]) -> dict[str, str]:
     (container,) = job["spec"]["template"]["spec"]["containers"]
     return {item["name"]: item.get("value") for item in container["env"]} | {"out": container["args"][2]}
@@ -102,9 +121,7 @@ async def test_a_succeeded_job_brings_the_deployment_with_the_artefact_and_the_m
     cluster, running_operator, make_cr
 ):
     async with running_operator():
-        await create(cluster, make_cr("bge", BGE))
-        (job,) = await eventually(lambda: jobs(cluster))
-        await finish_job(cluster, job["metadata"]["name"], exit_code=0, message=RESULT)
+        job = await create_and_finish(cluster, make_cr("bge", BGE), exit_code=0, message=RESULT)
         deployment = await eventually(lambda: live(cluster, DEPLOYMENTS, "bge"))
         await eventually(lambda: condition(cluster, "bge", "ModelReady").get("status") == "True")
     pod = deployment["spec"]["template"]["spec"]
@@ -158,9 +175,7 @@ async def test_a_new_revision_is_prepared_while_the_running_deployment_stays_unt
     cluster, running_operator, make_cr
 ):
     async with running_operator():
-        await create(cluster, make_cr("bge", BGE))
-        (first,) = await eventually(lambda: jobs(cluster))
-        await finish_job(cluster, first["metadata"]["name"], exit_code=0, message=RESULT)
+        first = await create_and_finish(cluster, make_cr("bge", BGE), exit_code=0, message=RESULT)
         before = await eventually(lambda: live(cluster, DEPLOYMENTS, "bge"))
         await change_spec(cluster, "bge", {**BGE, "model": {**BGE["model"], "revision": "v2"}}, generation=2)
         second = await eventually(

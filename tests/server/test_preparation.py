@@ -317,3 +317,20 @@ def test_prepare_exits_1_for_what_a_retry_cannot_fix_and_says_why(tmp_path: Path
 def test_a_cut_off_download_is_worth_a_retry() -> None:
     assert exit_code_for("DownloadFailed") == 2
     assert exit_code_for("UnsupportedArchitecture") == 1
+
+
+def test_a_full_volume_fails_preparation_with_its_reason(
+    test_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    from reranker_server.preparation import prepare as preparation
+
+    def full(*_: object, **__: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(preparation, "build_atomically", full)
+    with pytest.raises(ModelError, match="cache volume is full") as failed:
+        prepare(recipe_for(test_model_dir), out=tmp_path / "out", cache_dir=tmp_path / "cache", offline=True)
+    assert failed.value.reason == "VolumeFull"
+    assert exit_code_for(failed.value.reason) == 1
