@@ -58,7 +58,7 @@ def hub_reachable() -> bool:
     return True
 
 
-def prepare_model() -> str:
+def choose_model() -> str:
     if hub_reachable():
         say(f"The Hugging Face hub answers: serving the real reranker {HUB_MODEL}")
         return HUB_MODEL
@@ -72,11 +72,26 @@ def prepare_model() -> str:
     return str(model_dir)
 
 
+def prepare_artefact(model: str) -> Path:
+    """What the operator's Job (or initContainer) runs: one verified artefact the server then reads."""
+    artefact = BUILD / "cache" / "artefacts" / "demo"
+    say(f"reranker-server prepare --out {artefact} (download, export, fuse, canaries; reused when done)")
+    env = {**os.environ, "RERANKER_MODEL": model, "RERANKER_CACHE_DIR": str(BUILD / "cache")}
+    done = subprocess.run(
+        [BIN / "reranker-server", "prepare", "--out", artefact], env=env, capture_output=True, text=True
+    )
+    if done.returncode != 0:
+        raise SystemExit(done.stderr.strip().splitlines()[-1])
+    print(f"    {done.stdout.strip()}")
+    return artefact
+
+
 @contextlib.contextmanager
-def running_server(model: str, port: int) -> Iterator[subprocess.Popen[bytes]]:
+def running_server(model: str, artefact: Path, port: int) -> Iterator[subprocess.Popen[bytes]]:
     env = {
         **os.environ,
         "RERANKER_MODEL": model,
+        "RERANKER_ARTEFACT": str(artefact),
         "RERANKER_PORT": str(port),
         "RERANKER_HOST": "127.0.0.1",
         "RERANKER_METRICS_PORT": "0",
@@ -152,11 +167,12 @@ def render_examples() -> None:
 
 def main() -> None:
     BUILD.mkdir(parents=True, exist_ok=True)
-    model = prepare_model()
+    model = choose_model()
+    artefact = prepare_artefact(model)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    say(f"Starting reranker-server on {base}; /ready stays 503 until the model is loaded and warmed up")
-    with running_server(model, port) as process:
+    say(f"Starting reranker-server on {base}; /ready is 503 until the canaries and warm-up passed")
+    with running_server(model, artefact, port) as process:
         wait_until_ready(base, process)
         rerank(base)
         over_the_k_cap(base, K_CAP)
