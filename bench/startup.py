@@ -27,6 +27,7 @@ from typing import Any, Final
 import httpx
 
 from bench.config import ROOT
+from bench.launch import free_port
 from bench.machine import this_machine
 
 #: The minilm-cpu example's pod settings: k cap 64, 256 tokens, three warm-up passes, 2 cores.
@@ -109,14 +110,6 @@ def serve_until_ready(env: dict[str, str], log: Path) -> dict[str, float]:
         "warmup_s": round(warmup_s, 2),
         "load_s": round(ready_s - warmup_s, 2),
     }
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def measure(shape: Shape, work: Path) -> dict[str, Any]:

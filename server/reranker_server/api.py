@@ -23,10 +23,10 @@ from pydantic import BaseModel
 from starlette.responses import Response
 
 from reranker_server import __doc__ as package_doc
-from reranker_server.artefact import ArtefactError, ModelError, check_canary
+from reranker_server.artefact import ArtefactError, ModelError
 from reranker_server.batcher import Batcher, Scored
 from reranker_server.config import Settings
-from reranker_server.engine import Engine, EngineError, pair_logits
+from reranker_server.engine import Engine, EngineError, check_engine_canary
 from reranker_server.errors import (
     JSON_MEDIA_TYPE,
     KCapExceeded,
@@ -206,7 +206,7 @@ def verify_integrity(engine: Engine) -> str:
     """The artefact's canaries, scored by this pod's graph on this pod's CPU, against PyTorch's logits."""
     canary = engine.files.canary
     assert canary is not None
-    check = check_canary(canary, pair_logits(engine, canary.pairs))
+    check = check_engine_canary(engine, canary)
     if not check.passed:
         raise ArtefactError(
             f"integrity check failed: {check.describe(canary)}; the artefact does not score as its "

@@ -135,18 +135,13 @@ def run_export(args: argparse.Namespace) -> int:
 
 def run_prepare(args: argparse.Namespace) -> int:
     from reranker_server import logs
-    from reranker_server.artefact import ModelError, Recipe
+    from reranker_server.artefact import ModelError
     from reranker_server.preparation.collect import collect_garbage
     from reranker_server.preparation.prepare import exit_code_for, prepare, result_line
 
     settings = settings_or_exit(args)
     logs.configure(settings.log_format)
-    recipe = Recipe(
-        model=settings.model,
-        revision=settings.revision,
-        backend=settings.backend,
-        quantization=settings.quantize,
-    )
+    recipe = settings.recipe
     try:
         prepared = prepare(recipe, out=args.out, cache_dir=settings.cache_dir, offline=settings.hub_offline)
     except ModelError as exc:

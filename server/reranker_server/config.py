@@ -15,6 +15,8 @@ from typing import Annotated, Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from reranker_server.artefact import Recipe
+
 DEFAULT_CACHE_DIR: Final = "~/.cache/kube-reranker"
 #: The request timeout, when not set, is this many times the latency SLO: a request that waited
 #: that long is already a failure from the user's point of view, so queueing it longer only hurts.
@@ -79,6 +81,13 @@ class Settings(BaseModel):
         """The per-request deadline: explicit, or a multiple of the SLO when left at 0."""
         milliseconds = self.request_timeout_ms or TIMEOUT_PER_SLO * self.latency_slo_ms
         return milliseconds / 1000
+
+    @property
+    def recipe(self) -> Recipe:
+        """What changes the prepared graph: the identity of an artefact these settings may serve."""
+        return Recipe(
+            model=self.model, revision=self.revision, backend=self.backend, quantization=self.quantize
+        )
 
     @property
     def batch_tokens(self) -> int:

@@ -17,7 +17,7 @@ import numpy as np
 import onnxruntime as ort
 from tokenizers import Tokenizer
 
-from reranker_server.artefact import ModelFiles, effective_max_length
+from reranker_server.artefact import Canary, CanaryCheck, ModelFiles, check_canary, effective_max_length
 
 log = logging.getLogger(__name__)
 
@@ -168,13 +168,13 @@ class Engine:
         return logits.reshape(len(logits), -1)[:, 0].astype(np.float32, copy=False)
 
 
-def pair_logits(engine: Engine, pairs: Sequence[Sequence[str]]) -> list[float]:
-    """Raw logits of (query, passage) pairs, one model call per pair: what the integrity check compares."""
+def check_engine_canary(engine: Engine, canary: Canary) -> CanaryCheck:
+    """The integrity check: the canary pairs, one model call each, against PyTorch's logits."""
     logits = []
-    for query, passage in pairs:
+    for query, passage in canary.pairs:
         encoded = engine.encode(query, [passage])
         logits.append(float(engine.run(engine.pad(encoded.ids, encoded.type_ids))[0]))
-    return logits
+    return check_canary(canary, logits)
 
 
 def create_session(files: ModelFiles, *, backend: str, threads: int) -> ort.InferenceSession:

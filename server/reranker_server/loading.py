@@ -28,12 +28,7 @@ def served_files(settings: Settings) -> ModelFiles:
 
 def check_recipe(recipe: Recipe, settings: Settings) -> None:
     """An artefact prepared for another model, revision, backend or quantisation is never served."""
-    asked = Recipe(
-        model=settings.model,
-        revision=settings.revision,
-        backend=settings.backend,
-        quantization=settings.quantize,
-    )
+    asked = settings.recipe
     if recipe != asked:
         differing = [
             f"{name} {getattr(recipe, name)!r} (asked {getattr(asked, name)!r})"

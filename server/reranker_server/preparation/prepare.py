@@ -10,6 +10,7 @@ with the prepared graph by ONNX Runtime.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import errno
 import json
@@ -31,11 +32,10 @@ from reranker_server.artefact import (
     ModelFiles,
     Recipe,
     canary_tolerance,
-    check_canary,
     file_entries,
     read_artefact,
 )
-from reranker_server.engine import Engine, pair_logits
+from reranker_server.engine import Engine, check_engine_canary
 from reranker_server.preparation.store import ModelStore, build_atomically
 from reranker_server.samples import CANARY_PAIRS
 
@@ -204,17 +204,11 @@ def assemble(scratch: Path, recipe: Recipe, files: ModelFiles, canary: Canary | 
 
 def verify(scratch: Path, recipe: Recipe, files: ModelFiles, canary: Canary) -> None:
     """The prepared graph must reproduce PyTorch's canaries, or the preparation fails here."""
-    prepared = ModelFiles(
-        name=files.name,
-        revision=files.revision,
-        graph=scratch / files.graph.name,
-        tokenizer=scratch / "tokenizer.json",
-        config=files.config,
-        quantization=files.quantization,
-        fused=files.fused,
+    prepared = dataclasses.replace(
+        files, graph=scratch / files.graph.name, tokenizer=scratch / "tokenizer.json"
     )
     engine = Engine(prepared, backend="cpu", max_length=canary.max_length, threads=CANARY_THREADS)
-    check = check_canary(canary, pair_logits(engine, canary.pairs))
+    check = check_engine_canary(engine, canary)
     log.info("canary check of %s: %s", recipe.model, check.describe(canary))
     if not check.passed:
         advice = (
