@@ -24,6 +24,7 @@ from starlette.responses import Response
 
 from reranker_server import __doc__ as package_doc
 from reranker_server.artefact import ArtefactError, ModelError
+from reranker_server.auth import ApiKeyGuard, KeyFile
 from reranker_server.batcher import Batcher, Scored
 from reranker_server.config import Settings
 from reranker_server.engine import Engine, EngineError, check_engine_canary
@@ -56,11 +57,16 @@ TEI_PATH: Final = "/rerank"
 COHERE_V1_PATH: Final = "/v1/rerank"
 COHERE_V2_PATH: Final = "/v2/rerank"
 RERANK_PATHS: Final = (TEI_PATH, COHERE_V1_PATH, COHERE_V2_PATH)
+INFO_PATH: Final = "/info"
+#: What an API key guards: the routes that spend the model, and what they serve. The probes must answer
+#: the kubelet, which has no key; /metrics answers Prometheus (the NetworkPolicy limits who reaches it).
+KEYED_PATHS: Final = (*RERANK_PATHS, INFO_PATH)
 #: Response headers under the truncate k-cap policy: how many candidates came and how many were scored.
 RECEIVED_HEADER: Final = "X-Reranker-Candidates-Received"
 SCORED_HEADER: Final = "X-Reranker-Candidates-Scored"
 ERROR_RESPONSES: Final[dict[int | str, dict[str, Any]]] = {
     400: {"description": "The body is not JSON or not UTF-8 (`invalid_body`)."},
+    401: {"description": "API keys are on and the request has no valid `Authorization: Bearer` key."},
     413: {"description": "More documents than the k cap (`k_cap_exceeded`) or a body over the size limit."},
     422: {"description": "A field is missing, has the wrong type or is out of range (`invalid_request`)."},
     429: {"description": "Queued work cannot finish before the deadline (`overloaded`); see Retry-After."},
@@ -95,7 +101,11 @@ def app_services(app: FastAPI) -> Services:
 
 
 def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
-    """Build the app; `engine` lets tests (and embedders) pass an already loaded model."""
+    """Build the app; `engine` lets tests (and embedders) pass an already loaded model.
+
+    Raises ApiKeyError when --api-keys-file is set but unusable: never serve open by accident.
+    """
+    keys = KeyFile(settings.api_keys_file) if settings.api_keys_file is not None else None
     metrics = Metrics.create()
     state = Services(settings=settings, metrics=metrics, lifecycle=Lifecycle(metrics), engine=engine)
 
@@ -142,6 +152,8 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
     app.add_middleware(
         BodyGuard, max_bytes=settings.max_request_bytes, paths=RERANK_PATHS, on_reject=count_rejection
     )
+    if keys is not None:
+        app.add_middleware(ApiKeyGuard, keys=keys, paths=KEYED_PATHS, on_reject=count_rejection)
     app.add_middleware(RequestMetrics, metrics=metrics, lifecycle=state.lifecycle, endpoints=RERANK_PATHS)
     app.include_router(tei_router)
     app.include_router(cohere_router)
@@ -400,7 +412,7 @@ async def ready(request: Request) -> Response:
     return Response(body.model_dump_json(exclude_none=True), status_code=status, media_type=JSON_MEDIA_TYPE)
 
 
-@ops_router.get("/info", response_model=Info, operation_id="info", summary="What is served, and how")
+@ops_router.get(INFO_PATH, response_model=Info, operation_id="info", summary="What is served, and how")
 async def info(request: Request) -> Info:
     """Model, revision, backend, providers, limits, quantisation and warm-up results. Example: `GET /info`"""
     state = services(request)

@@ -105,11 +105,19 @@ def settings_or_exit(args: argparse.Namespace) -> Settings:
 def run_serve(args: argparse.Namespace) -> int:
     from reranker_server import logs
     from reranker_server.api import create_app
+    from reranker_server.auth import ApiKeyError
     from reranker_server.serve import run
 
     settings = settings_or_exit(args)
     logs.configure(settings.log_format)
-    run(create_app(settings), settings)
+    try:
+        app = create_app(settings)
+    except ApiKeyError as exc:
+        line = f"--api-keys-file / RERANKER_API_KEYS_FILE: {exc}"
+        if settings.termination_log is not None:
+            settings.termination_log.write_text(f"ApiKeysUnusable: {line}")
+        sys.exit(f"reranker-server: {line}")
+    run(app, settings)
     return 0
 
 

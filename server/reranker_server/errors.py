@@ -68,6 +68,17 @@ class BodyTooLarge(RerankerError):
     rejection = "bad_request"
 
 
+class Unauthorized(RerankerError):
+    """API keys are required (--api-keys-file) and the request had none, or one that is not valid."""
+
+    status = 401
+    code = "unauthorized"
+    rejection = "unauthorized"
+
+    def headers(self) -> dict[str, str]:
+        return {"WWW-Authenticate": 'Bearer realm="kube-reranker"'}
+
+
 class KCapExceeded(RerankerError):
     """More candidates than the k cap, under the reject policy."""
 

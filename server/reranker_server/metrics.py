@@ -27,7 +27,7 @@ TOKEN_BUCKETS: Final = (64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768,
 RATIO_BUCKETS: Final = (0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.925, 0.95, 0.975, 0.99, 1.0)
 K_BUCKETS: Final = ((10, "1-10"), (25, "11-25"), (50, "26-50"), (100, "51-100"), (250, "101-250"))
 K_BUCKET_LAST: Final = "251+"
-REJECTION_REASONS: Final = ("k_cap", "overload", "deadline", "bad_request")
+REJECTION_REASONS: Final = ("k_cap", "overload", "deadline", "bad_request", "unauthorized")
 
 
 def k_bucket(candidates: int) -> str:

@@ -32,6 +32,7 @@ CONTRACT = {
     "--drain-timeout-s": ("RERANKER_DRAIN_TIMEOUT_S", 20),
     "--max-request-bytes": ("RERANKER_MAX_REQUEST_BYTES", 2097152),
     "--log-format": ("RERANKER_LOG_FORMAT", "text"),
+    "--api-keys-file": ("RERANKER_API_KEYS_FILE", None),
 }
 
 
@@ -78,6 +79,7 @@ def test_each_env_var_sets_its_setting() -> None:
         "RERANKER_INTRA_OP_THREADS": "3",
         "RERANKER_DRAIN_TIMEOUT_S": "7",
         "RERANKER_MAX_REQUEST_BYTES": "65536",
+        "RERANKER_API_KEYS_FILE": "/etc/kube-reranker/api-keys/api-keys",
         "RERANKER_LOG_FORMAT": "json",
     }
     settings = parse([], env)
@@ -104,6 +106,7 @@ def test_each_env_var_sets_its_setting() -> None:
         "drain_timeout_s": 7,
         "max_request_bytes": 65536,
         "log_format": "json",
+        "api_keys_file": Path("/etc/kube-reranker/api-keys/api-keys"),
     }
 
 
