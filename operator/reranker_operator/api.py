@@ -50,6 +50,7 @@ MANAGED_ENV: Final[Mapping[str, str]] = {
     "RERANKER_WARMUP_REQUESTS": "warmup.requests",
     "RERANKER_INTRA_OP_THREADS": "resources (threads follow the CPU limit)",
     "RERANKER_DRAIN_TIMEOUT_S": "the operator (it sizes terminationGracePeriodSeconds)",
+    "RERANKER_API_KEYS_FILE": "auth.secretName",
 }
 MAX_TOKENS_PER_REQUEST: Final = 1_048_576
 SELECTOR_LABEL_KEYS: Final = (naming.LABEL_NAME, naming.LABEL_INSTANCE)
@@ -91,6 +92,7 @@ Toleration = Annotated[dict[str, Any], Upstream("io.k8s.api.core.v1.Toleration")
 Affinity = Annotated[dict[str, Any], Upstream("io.k8s.api.core.v1.Affinity")]
 EnvVar = Annotated[dict[str, Any], Upstream("io.k8s.api.core.v1.EnvVar")]
 LocalObjectReference = Annotated[dict[str, Any], Upstream("io.k8s.api.core.v1.LocalObjectReference")]
+TopologySpreadConstraint = Annotated[dict[str, Any], Upstream("io.k8s.api.core.v1.TopologySpreadConstraint")]
 Condition = Annotated[dict[str, Any], Upstream("io.k8s.apimachinery.pkg.apis.meta.v1.Condition")]
 
 
@@ -311,6 +313,172 @@ class MonitoringSpec(ApiModel):
     prometheus_rule: bool = Field(True, description="Render a PrometheusRule with SLO and health alerts.")
 
 
+# Label syntax (k8s.io/apimachinery validation): an optional DNS-subdomain prefix and "/", then a name of
+# at most 63 characters. Written without backslashes so the same text is a Python and a schema pattern.
+LABEL_NAME_PATTERN: Final = "([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9]"
+LABEL_KEY_PATTERN: Final = (
+    f"^([a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?{LABEL_NAME_PATTERN}$"
+)
+LABEL_VALUE_PATTERN: Final = f"^({LABEL_NAME_PATTERN})?$"
+MAX_LABEL_KEY_LENGTH: Final = 317
+LabelValue = Annotated[str, Field(max_length=63, pattern=LABEL_VALUE_PATTERN)]
+
+#: Checked by the operator only: a CEL rule over a map's keys cannot be bounded (a structural schema gives
+#: keys no maxLength), so the API server would price it as a 3 MB regex match and refuse the CRD. A bad key
+#: still never reaches the cluster: the operator reports it, and the API server refuses the NetworkPolicy.
+LABEL_KEY_INVALID: Final = (
+    "a label selector's matchLabels key is not a valid label key (an optional DNS prefix and '/', then at "
+    "most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit): use a key such "
+    "as team or example.com/team"
+)
+REQUIREMENT_VALUES_MATCH_OPERATOR = CelRule(
+    "self.operator in ['In', 'NotIn'] ? (has(self.values) && size(self.values) > 0) "
+    ": (!has(self.values) || size(self.values) == 0)",
+    "a matchExpressions entry with operator In or NotIn needs values, and one with Exists or DoesNotExist "
+    "has none: set values for In and NotIn, remove them for Exists and DoesNotExist",
+)
+
+
+def valid_label_key(key: str) -> bool:
+    return len(key) <= MAX_LABEL_KEY_LENGTH and re.match(LABEL_KEY_PATTERN, key) is not None
+
+
+class LabelRequirement(ApiModel):
+    """One matchExpressions entry of a label selector."""
+
+    model_config = ConfigDict(json_schema_extra=cel(REQUIREMENT_VALUES_MATCH_OPERATOR))
+
+    key: str = Field(
+        min_length=1,
+        max_length=MAX_LABEL_KEY_LENGTH,
+        pattern=LABEL_KEY_PATTERN,
+        description="The label key the requirement is about.",
+    )
+    operator: Literal["In", "NotIn", "Exists", "DoesNotExist"] = Field(
+        description="How the label's value relates to values.",
+        json_schema_extra={"maxLength": 16},  # bounds the CEL rule's cost estimate
+    )
+    values: list[LabelValue] = Field(
+        default_factory=list,
+        max_length=64,
+        description="Label values; needed by In and NotIn, empty for Exists and DoesNotExist.",
+    )
+
+    @model_validator(mode="after")
+    def _values_match_operator(self) -> LabelRequirement:
+        REQUIREMENT_VALUES_MATCH_OPERATOR.require(bool(self.values) == (self.operator in ("In", "NotIn")))
+        return self
+
+
+class LabelSelector(ApiModel):
+    """A Kubernetes label selector, typed so that an invalid one is refused when the CR is applied."""
+
+    match_labels: dict[str, LabelValue] = Field(
+        default_factory=dict,
+        json_schema_extra={"maxProperties": 32},
+        description="Labels that must all match.",
+    )
+    match_expressions: list[LabelRequirement] = Field(
+        default_factory=list, max_length=16, description="Requirements that must all hold."
+    )
+
+    @model_validator(mode="after")
+    def _keys_valid(self) -> LabelSelector:
+        bad = [key for key in self.match_labels if not valid_label_key(key)]
+        if bad:
+            raise ValueError(f"{LABEL_KEY_INVALID} (got {bad[0]!r})")
+        return self
+
+
+PEER_NAMES_A_SELECTOR = CelRule(
+    "has(self.namespaceSelector) || has(self.podSelector)",
+    "a networkPolicy peer needs a namespaceSelector, a podSelector or both: set one of them",
+)
+
+
+class NetworkPeer(ApiModel):
+    """Who may connect: pods matching podSelector in namespaces matching namespaceSelector."""
+
+    model_config = ConfigDict(json_schema_extra=cel(PEER_NAMES_A_SELECTOR))
+
+    namespace_selector: LabelSelector | None = Field(
+        None, description="Namespaces whose pods may connect ({} = every namespace); empty: this namespace."
+    )
+    pod_selector: LabelSelector | None = Field(
+        None, description="Pods that may connect ({} = all of them in the selected namespaces)."
+    )
+
+    @model_validator(mode="after")
+    def _names_a_selector(self) -> NetworkPeer:
+        PEER_NAMES_A_SELECTOR.require(self.namespace_selector is not None or self.pod_selector is not None)
+        return self
+
+
+MONITORING_NAMESPACE_PEER: Final = {
+    "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}
+}
+
+
+class NetworkPolicySpec(ApiModel):
+    """Who may reach the server pods, and where they and the preparation may connect."""
+
+    enabled: bool = Field(
+        True,
+        description="Render NetworkPolicies for the server pods and the preparation Job. They take effect "
+        "where the cluster's network plugin enforces NetworkPolicy.",
+    )
+    allow_from: list[NetworkPeer] = Field(
+        default_factory=list,
+        max_length=32,
+        description="Who may call the http port; empty: every pod of this namespace.",
+    )
+    metrics_from: list[NetworkPeer] = Field(
+        default_factory=lambda: [NetworkPeer.model_validate(MONITORING_NAMESPACE_PEER)],
+        max_length=32,
+        json_schema_extra={"default": [MONITORING_NAMESPACE_PEER]},
+        description="Who may scrape the metrics port (the http port serves /metrics too, to allowFrom); "
+        "default: the namespace named monitoring.",
+    )
+    preparation_egress_ports: list[Annotated[int, Field(ge=1, le=65_535)]] = Field(
+        default_factory=lambda: [443],
+        max_length=16,
+        json_schema_extra={"default": [443]},
+        description="TCP ports the model preparation may connect to (the Hugging Face hub or its mirror), "
+        "besides DNS; the server pods of a shared cache need no egress but DNS.",
+    )
+
+
+class AuthSpec(ApiModel):
+    """API keys the server requires on its rerank routes."""
+
+    secret_name: str | None = Field(
+        None,
+        max_length=253,
+        description="A Secret in this namespace holding the API keys, one per line: every rerank request "
+        "then needs 'Authorization: Bearer <key>'. The Secret is mounted as a file, so rotating it "
+        "rotates the keys without a restart. Empty: no keys.",
+    )
+    key: str = Field(
+        "api-keys",
+        min_length=1,
+        max_length=253,
+        pattern="^[-._a-zA-Z0-9]+$",
+        description="The key of the Secret that holds the API keys.",
+    )
+
+
+class RolloutSpec(ApiModel):
+    """How a new version replaces the pods."""
+
+    strategy: Literal["surge", "replace"] = Field(
+        "surge",
+        description="surge: a new pod warms up before an old one leaves (no capacity dip, needs room for "
+        "one more pod; with backend gpu a spare GPU). replace: an old pod leaves first, then its "
+        "replacement warms up (no spare GPU needed; one pod less while each one warms up, and with "
+        "replicas.min 1 a gap in service).",
+    )
+
+
 POD_LABELS_KEEP_SELECTOR = CelRule(
     "!has(self.labels) || (!('app.kubernetes.io/name' in self.labels) "
     "&& !('app.kubernetes.io/instance' in self.labels))",
@@ -351,6 +519,12 @@ class PodTemplateSpec(ApiModel):
         None,
         max_length=253,
         description="ServiceAccount of the pods (e.g. one bound to a private model registry).",
+    )
+    topology_spread_constraints: list[TopologySpreadConstraint] | None = Field(
+        None,
+        max_length=16,
+        description="How replicas spread; empty: across zones and nodes (ScheduleAnyway) when replicas.max "
+        "exceeds 1. [] turns spreading off.",
     )
 
     @model_validator(mode="after")
@@ -441,6 +615,9 @@ class RerankerDeploymentSpec(ApiModel):
         description="Extra environment variables for the server container (e.g. HF_TOKEN from a Secret).",
     )
     pod_template: PodTemplateSpec = section(PodTemplateSpec, "Pod-level overrides.")
+    network_policy: NetworkPolicySpec = section(NetworkPolicySpec, "Network isolation of the pods.")
+    auth: AuthSpec = section(AuthSpec, "API keys.")
+    rollout: RolloutSpec = section(RolloutSpec, "How new versions replace pods.")
 
     @model_validator(mode="after")
     def _cross_field_rules(self) -> RerankerDeploymentSpec:

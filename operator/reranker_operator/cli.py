@@ -18,7 +18,7 @@ from typing import Any, Final
 import kopf.cli
 import yaml
 
-from reranker_operator import api, config, crdgen, naming
+from reranker_operator import api, config, crdgen, naming, tenancy
 from reranker_operator.plan import Capabilities, owned, plan_children
 from reranker_operator.resources.adapter import render_adapter_values
 from reranker_operator.resources.common import ChildRef
@@ -93,6 +93,7 @@ def render(
         try:
             api.check_name(name)
             spec = api.parse_spec(document.get("spec") or {})
+            tenancy.check(spec, settings.tenancy)
         except ValueError as exc:
             raise RenderError(f"{naming.KIND} {name or '<unnamed>'}: {exc}") from None
         wanted = capabilities

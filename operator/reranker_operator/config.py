@@ -8,12 +8,15 @@ Nothing else in the package reads the environment.
 from __future__ import annotations
 
 import os
+import re
 import socket
 from collections.abc import Mapping
 from importlib.metadata import version
 from typing import Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from reranker_operator.tenancy import Tenancy
 
 ENV_PREFIX: Final = "RERANKER_OPERATOR_"
 #: The chart's livenessProbe asks this port; a host-network run picks another with LIVENESS_PORT.
@@ -23,6 +26,12 @@ IMAGE_TAG: Final = version("kube-reranker")
 DEFAULT_SERVER_IMAGE: Final = f"kube-reranker/reranker-server:{IMAGE_TAG}"
 DEFAULT_SERVER_GPU_IMAGE: Final = f"kube-reranker/reranker-server-gpu:{IMAGE_TAG}"
 DEFAULT_EXPORT_IMAGE: Final = f"kube-reranker/reranker-export:{IMAGE_TAG}"
+#: An image reference: repository, then a tag, a digest, or both (`repo:tag@sha256:...`).
+IMAGE_PATTERN: Final = re.compile(
+    r"^[a-z0-9]([-a-z0-9._/:]*[a-z0-9])?(:[A-Za-z0-9_][-A-Za-z0-9_.]{0,127})?(@sha256:[a-f0-9]{64})?$"
+)
+TRUE_WORDS: Final = frozenset({"1", "true", "yes", "on"})
+FALSE_WORDS: Final = frozenset({"0", "false", "no", "off"})
 
 
 class ConfigError(ValueError):
@@ -53,6 +62,26 @@ class OperatorConfig(BaseModel):
     )
     kubeconfig: str | None = Field(None, description="Kubeconfig path; None: in-cluster or ~/.kube/config.")
     in_cluster: bool = Field(False, description="Running in a pod with a service account token.")
+    allowed_image_prefixes: tuple[str, ...] = Field(
+        (), description="Prefixes spec.image must start with (comma-separated); empty: any image."
+    )
+    allow_service_account: bool = Field(
+        True, description="Whether spec.podTemplate.serviceAccountName may be set."
+    )
+    allow_secret_env: bool = Field(True, description="Whether spec.env may read Secrets (secretKeyRef).")
+
+    @field_validator("server_image", "server_gpu_image", "export_image")
+    @classmethod
+    def _image_reference(cls, value: str) -> str:
+        if not IMAGE_PATTERN.match(value):
+            raise ValueError(
+                f"{value!r} is not an image reference: repository[:tag][@sha256:<64 hex digits>]"
+            )
+        return value
+
+    @property
+    def tenancy(self) -> Tenancy:
+        return Tenancy(self.allowed_image_prefixes, self.allow_service_account, self.allow_secret_env)
 
     @property
     def clusterwide(self) -> bool:
@@ -82,6 +111,13 @@ class OperatorConfig(BaseModel):
             "liveness_port": setting("LIVENESS_PORT") or DEFAULT_LIVENESS_PORT,
             "kubeconfig": environ.get("KUBECONFIG") or None,
             "in_cluster": bool(environ.get("KUBERNETES_SERVICE_HOST")),
+            "allowed_image_prefixes": tuple(
+                prefix.strip()
+                for prefix in (setting("ALLOWED_IMAGE_PREFIXES") or "").split(",")
+                if prefix.strip()
+            ),
+            "allow_service_account": _switch(setting("ALLOW_SERVICE_ACCOUNT"), "ALLOW_SERVICE_ACCOUNT"),
+            "allow_secret_env": _switch(setting("ALLOW_SECRET_ENV"), "ALLOW_SECRET_ENV"),
         }
         try:
             return cls.model_validate(values)
@@ -91,6 +127,15 @@ class OperatorConfig(BaseModel):
                 for error in exc.errors(include_url=False)
             )
             raise ConfigError(problems) from None
+
+
+def _switch(value: str | None, name: str) -> bool:
+    """Unset means allowed; anything but a clear yes or no is an error, never a silent default."""
+    if value is None or value.lower() in TRUE_WORDS:
+        return True
+    if value.lower() in FALSE_WORDS:
+        return False
+    raise ConfigError(f"{ENV_PREFIX}{name}: expected true or false, got {value!r}")
 
 
 def load() -> OperatorConfig:

@@ -18,7 +18,7 @@ from typing import Any, Final
 
 import kopf
 
-from reranker_operator import api, config, kinds, metrics, naming, slo, status
+from reranker_operator import api, config, kinds, metrics, naming, slo, status, tenancy
 from reranker_operator.client import ApiError, KubeClient, connection_info, load_configuration
 from reranker_operator.plan import Problem
 from reranker_operator.prometheus import PrometheusClient, PrometheusError
@@ -90,9 +90,9 @@ async def rerankerdeployment_reconcile(
     body: kopf.Body, spec: kopf.Spec, patch: kopf.Patch, memo: kopf.Memo, retry: int, **_: Any
 ) -> None:
     try:
-        parsed = _validated(body, spec)
+        parsed = _validated(body, spec, memo)
     except api.InvalidSpecError as exc:
-        raise _invalid(body, patch, memo, str(exc)) from None
+        raise _invalid(body, patch, memo, exc) from None
     await _reconcile(body, parsed, patch, memo, retry)
 
 
@@ -110,7 +110,7 @@ async def rerankerdeployment_resync(
     if not due and not _preparing(body):
         return
     try:
-        parsed = _validated(body, spec)
+        parsed = _validated(body, spec, memo)
     except api.InvalidSpecError:
         return  # the reconcile handler has reported it; the timer must not repeat the Event
     await _reconcile(body, parsed, patch, memo, retry)
@@ -128,7 +128,7 @@ async def rerankerdeployment_slo(
     if memo.prometheus is None:
         return
     try:
-        parsed = _validated(body, spec)
+        parsed = _validated(body, spec, memo)
     except api.InvalidSpecError:
         return  # the reconcile handler has reported it
     ref = ChildRef(cr_name=body.metadata["name"], namespace=body.metadata["namespace"])
@@ -191,12 +191,15 @@ async def _refresh(
         logger.warning(f"Could not update the status of {cr_name} from its Deployment and pods: {exc}")
 
 
-def _validated(body: kopf.Body, spec: kopf.Spec) -> api.RerankerDeploymentSpec:
+def _validated(body: kopf.Body, spec: kopf.Spec, memo: kopf.Memo) -> api.RerankerDeploymentSpec:
+    """The parsed spec, once it is valid and within the cluster admin's tenancy rules."""
     try:
         api.check_name(body.metadata["name"])
     except ValueError as exc:
         raise api.InvalidSpecError(f"metadata.name: {exc}") from None
-    return api.parse_spec(spec)
+    parsed = api.parse_spec(spec)
+    tenancy.check(parsed, memo.config.tenancy)
+    return parsed
 
 
 async def _reconcile(
@@ -239,13 +242,19 @@ def _report(
         kopf.info(body, reason="Applied", message="; ".join(str(change) for change in outcome.changes))
 
 
-def _invalid(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, message: str) -> kopf.PermanentError:
-    """An invalid spec: say what to fix in status and an Event, and never retry this generation."""
-    problem = Problem(status.INVALID_SPEC, message)
+def _invalid(
+    body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, exc: api.InvalidSpecError
+) -> kopf.PermanentError:
+    """An invalid or forbidden spec: say what to fix in status and an Event, never retry this generation."""
+    message = str(exc)
+    reason = (
+        tenancy.POLICY_VIOLATION if isinstance(exc, tenancy.PolicyViolationError) else status.INVALID_SPEC
+    )
+    problem = Problem(reason, message)
     _write_status(
         body, patch, status.rejected(problem=problem, generation=_generation(body), spec_rejected=True)
     )
-    kopf.warn(body, reason=status.INVALID_SPEC, message=message)
+    kopf.warn(body, reason=reason, message=message)
     memo.metrics.reconciled("invalid_spec", 0.0)
     return kopf.PermanentError(f"Invalid spec, fix it and the operator retries: {message}")
 

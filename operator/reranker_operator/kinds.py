@@ -54,6 +54,7 @@ SCALED_OBJECT: Final = ApiResource("keda.sh", "v1alpha1", "scaledobjects", "Scal
 POD: Final = ApiResource("", "v1", "pods", "Pod")
 JOB: Final = ApiResource("batch", "v1", "jobs", "Job")
 PVC: Final = ApiResource("", "v1", "persistentvolumeclaims", "PersistentVolumeClaim")
+NETWORK_POLICY: Final = ApiResource("networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy")
 EVENT: Final = ApiResource("", "v1", "events", "Event")
 NAMESPACE: Final = ApiResource("", "v1", "namespaces", "Namespace", namespaced=False)
 CRD: Final = ApiResource(
@@ -65,10 +66,20 @@ CLUSTER_KOPF_PEERING: Final = ApiResource(
 )
 
 # Every kind the operator may create for a RerankerDeployment.
-CHILDREN: Final = (DEPLOYMENT, SERVICE, HPA, PDB, SERVICE_MONITOR, PROMETHEUS_RULE, SCALED_OBJECT)
+CHILDREN: Final = (
+    DEPLOYMENT,
+    SERVICE,
+    HPA,
+    PDB,
+    NETWORK_POLICY,
+    SERVICE_MONITOR,
+    PROMETHEUS_RULE,
+    SCALED_OBJECT,
+)
 # Children that exist only in some plans, so a reconcile may have to delete them again.
-PRUNABLE: Final = (HPA, PDB, SERVICE_MONITOR, PROMETHEUS_RULE, SCALED_OBJECT)
-# Shared by the RerankerDeployments that prepare one recipe into one claim: never pruned by one of them.
+PRUNABLE: Final = (HPA, PDB, NETWORK_POLICY, SERVICE_MONITOR, PROMETHEUS_RULE, SCALED_OBJECT)
+# Shared by the RerankerDeployments that prepare one recipe into one claim: never pruned by one of them
+# (the preparation Job's NetworkPolicy, a NETWORK_POLICY, is shared the same way).
 SHARED: Final = (JOB, PVC)
 # Children whose API comes from a CRD that may or may not be installed.
 OPTIONAL: Final = (SERVICE_MONITOR, PROMETHEUS_RULE, SCALED_OBJECT)

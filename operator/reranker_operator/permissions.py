@@ -82,6 +82,14 @@ PERMISSIONS: Final[tuple[Permission, ...]] = (
         kinds.RERANKER, "patch", "application", "write status.conditions and replicas", subresource="status"
     ),
     _permission(
+        kinds.RERANKER,
+        "update",
+        "application",
+        "children's owner references block the owner's deletion (blockOwnerDeletion), which the "
+        "OwnerReferencesPermissionEnforcement admission plugin only allows with update on finalizers",
+        subresource="finalizers",
+    ),
+    _permission(
         kinds.DEPLOYMENT,
         "get list watch create patch",
         "application",
@@ -108,6 +116,12 @@ PERMISSIONS: Final[tuple[Permission, ...]] = (
     ),
     _permission(
         kinds.PDB, "get list create patch delete", "application", "keep warmed-up replicas during drains"
+    ),
+    _permission(
+        kinds.NETWORK_POLICY,
+        "get list create patch delete",
+        "application",
+        "let only the allowed callers and the monitoring namespace reach the pods",
     ),
     _permission(
         kinds.SERVICE_MONITOR,

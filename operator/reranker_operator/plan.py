@@ -19,6 +19,7 @@ from reranker_operator.config import OperatorConfig
 from reranker_operator.resources.common import ChildRef
 from reranker_operator.resources.deployment import build_deployment
 from reranker_operator.resources.hpa import build_hpa
+from reranker_operator.resources.networkpolicy import build_preparation_policy, build_server_policy
 from reranker_operator.resources.pdb import build_pdb, wants_pdb
 from reranker_operator.resources.preparation import Preparation, plan_preparation
 from reranker_operator.resources.prometheusrule import build_prometheusrule
@@ -52,11 +53,14 @@ class Plan:
     metrics_source: MetricsSource | None
     preparation: Preparation
     problems: tuple[Problem, ...] = field(default=())
+    #: The preparation Job's NetworkPolicy, shared like the Job; None without a Job or with policies off.
+    preparation_policy: dict[str, Any] | None = None
 
     @property
     def shared(self) -> tuple[dict[str, Any], ...]:
-        """The claim and Job other RerankerDeployments may share: owners are added, nothing is pruned."""
-        return tuple(obj for obj in (self.preparation.claim, self.preparation.job) if obj is not None)
+        """What other RerankerDeployments may share (claim, Job, its policy): owners added, never pruned."""
+        candidates = (self.preparation.claim, self.preparation_policy, self.preparation.job)
+        return tuple(obj for obj in candidates if obj is not None)
 
 
 def image_for(spec: RerankerDeploymentSpec, config: OperatorConfig) -> str:
@@ -120,11 +124,22 @@ def plan_children(
         children.append(build_scaledobject(spec, ref, prometheus_url=config.prometheus_url))
     if wants_pdb(spec):
         children.append(build_pdb(spec, ref))
+    preparation_policy = None
+    if spec.network_policy.enabled:
+        children.append(build_server_policy(spec, ref, prepares_in_pod=not preparation.shared))
+        if preparation.job is not None:
+            preparation_policy = build_preparation_policy(spec, preparation.job)
     if spec.monitoring.service_monitor and capabilities.service_monitors:
         children.append(build_servicemonitor(spec, ref))
     if spec.monitoring.prometheus_rule and capabilities.prometheus_rules:
         children.append(build_prometheusrule(spec, ref))
-    return Plan(children=tuple(children), metrics_source=source, preparation=preparation, problems=problems)
+    return Plan(
+        children=tuple(children),
+        metrics_source=source,
+        preparation=preparation,
+        problems=problems,
+        preparation_policy=preparation_policy,
+    )
 
 
 def owned(children: tuple[dict[str, Any], ...], owner: Mapping[str, Any]) -> list[dict[str, Any]]:

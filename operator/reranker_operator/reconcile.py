@@ -118,6 +118,7 @@ async def prune(
     served = {
         kinds.HPA: True,
         kinds.PDB: True,
+        kinds.NETWORK_POLICY: True,
         kinds.SERVICE_MONITOR: capabilities.service_monitors,
         kinds.PROMETHEUS_RULE: capabilities.prometheus_rules,
         kinds.SCALED_OBJECT: capabilities.scaled_objects,

@@ -52,7 +52,12 @@ SLOW_PATH: Final = (
     "model.cache.storageClassName to prepare once per recipe"
 )
 #: Reasons a server refuses the artefact it was given (reranker_server.artefact's ModelError reasons).
-MODEL_REFUSALS: Final = frozenset({"IntegrityCheckFailed", "ArtefactInvalid"})
+#: Reasons a server writes to its termination log when it refuses to start, and what each means.
+START_REFUSALS: Final[Mapping[str, str]] = {
+    "IntegrityCheckFailed": "refused its model",
+    "ArtefactInvalid": "refused its model",
+    "ApiKeysUnusable": "refused to serve without API keys",
+}
 IMAGE_PULL_REASONS: Final = frozenset({"ErrImagePull", "ImagePullBackOff", "InvalidImageName"})
 START_FAILURE_REASONS: Final = frozenset({"CrashLoopBackOff", "CreateContainerConfigError"})
 
@@ -151,8 +156,8 @@ def _refused_model(pod: str, container: Mapping[str, Any]) -> Problem | None:
     it once the container was restarted (the startup probe gave up on a pod that stayed 503)."""
     terminated = (container.get("lastState") or {}).get("terminated") or {}
     reason, separator, message = (terminated.get("message") or "").strip().partition(": ")
-    if separator and reason in MODEL_REFUSALS:
-        return Problem(reason, f"pod {pod} refused its model: {message}")
+    if separator and reason in START_REFUSALS:
+        return Problem(reason, f"pod {pod} {START_REFUSALS[reason]}: {message}")
     return None
 
 

@@ -94,7 +94,7 @@ def test_the_server_container_runs_serve_with_the_settings_contract():
 
 
 def test_every_managed_env_var_is_rendered_from_the_spec():
-    assert set(api.MANAGED_ENV) <= set(env_of(deployment(spec())))
+    assert set(api.MANAGED_ENV) <= set(env_of(deployment(spec(auth={"secretName": "search-keys"}))))
 
 
 def test_user_env_comes_after_the_contract_and_may_override_home():
@@ -227,12 +227,6 @@ def test_pod_template_overrides_reach_the_pod_but_never_the_selector_labels():
     assert pod["imagePullSecrets"] == [{"name": "registry"}]
 
 
-def test_replicas_spread_across_nodes_by_default():
-    affinity = deployment(spec())["spec"]["template"]["spec"]["affinity"]
-    (term,) = affinity["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"]
-    assert term["podAffinityTerm"]["labelSelector"]["matchLabels"] == naming.selector_labels("minilm")
-
-
 def test_builders_never_share_state_with_the_spec():
     s = spec(
         env=[{"name": "A", "value": "1"}], podTemplate={"tolerations": [{"key": "k", "operator": "Exists"}]}
@@ -251,7 +245,7 @@ def test_every_child_is_named_after_the_cr_and_labelled_for_it():
         OperatorConfig(prometheus_url="http://p:9090"),
         Capabilities(True, True, True),
     )
-    assert len(plan.children) == 6
+    assert len(plan.children) == 7
     for child in plan.children:
         assert child["metadata"]["name"] == "minilm"
         assert child["metadata"]["namespace"] == "search"

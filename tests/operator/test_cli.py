@@ -31,9 +31,9 @@ def test_render_prints_the_children_of_every_example_without_a_cluster():
     result = run_cli("render", "-f", *map(str, EXAMPLES))  # what `render -f examples/*.yaml` expands to
     assert result.returncode == 0, result.stderr
     objects = list(yaml.safe_load_all(result.stdout))
-    children = {
-        obj["metadata"]["name"] for obj in objects if obj["kind"] not in {"Job", "PersistentVolumeClaim"}
-    }
+    shared = {"Job", "PersistentVolumeClaim"}
+    shared_names = {obj["metadata"]["name"] for obj in objects if obj["kind"] in shared}
+    children = {obj["metadata"]["name"] for obj in objects if obj["kind"] not in shared} - shared_names
     assert children == {yaml.safe_load(path.read_text())["metadata"]["name"] for path in EXAMPLES}
     assert {"Deployment", "Service"} <= {obj["kind"] for obj in objects}
 
@@ -64,6 +64,7 @@ def test_render_shows_the_prometheus_adapter_path_unless_keda_is_asked_for():
         "Service",
         "HorizontalPodAutoscaler",
         "PodDisruptionBudget",
+        "NetworkPolicy",
     ]
 
 
@@ -78,11 +79,13 @@ def test_render_of_a_keda_example_shows_the_scaledobject_given_a_prometheus_url(
     )
     kinds = [obj["kind"] for obj in yaml.safe_load_all(result.stdout)]
     assert kinds == [
+        "NetworkPolicy",
         "Job",
         "Deployment",
         "Service",
         "ScaledObject",
         "PodDisruptionBudget",
+        "NetworkPolicy",
         "ServiceMonitor",
         "PrometheusRule",
     ]

@@ -29,6 +29,8 @@ COUNTS = {
     "backoffLimit",
 }
 STATUS_COUNTS = {"observedGeneration", "replicas", "readyReplicas", "sizeBytes"}
+#: Integers that are TCP port numbers: their own unit.
+PORTS = {"preparationEgressPorts[]"}
 EXPECTED_ERROR = "test.kube-reranker.io/expected-error"
 
 
@@ -59,7 +61,15 @@ def nodes(schema: Mapping[str, Any], path: str = "") -> Iterator[tuple[str, Mapp
 
 def own_nodes(schema: Mapping[str, Any]) -> Iterator[tuple[str, Mapping[str, Any]]]:
     """Nodes defined by api.py, not inlined from the upstream Kubernetes schemas."""
-    upstream_fields = (".resources", ".env", ".tolerations", ".affinity", ".imagePullSecrets", ".conditions")
+    upstream_fields = (
+        ".resources",
+        ".env",
+        ".tolerations",
+        ".affinity",
+        ".imagePullSecrets",
+        ".conditions",
+        ".topologySpreadConstraints",
+    )
     for path, node in nodes(schema):
         if not any(marker in path for marker in upstream_fields):
             yield path, node
@@ -115,7 +125,7 @@ def test_integer_fields_name_their_unit_or_count_something(schema):
     for path, node in own_nodes(schema):
         if node.get("type") == "integer":
             name = path.rsplit(".", 1)[-1]
-            assert name.endswith(UNIT_SUFFIXES) or name in COUNTS | STATUS_COUNTS, path
+            assert name.endswith(UNIT_SUFFIXES) or name in COUNTS | STATUS_COUNTS | PORTS, path
 
 
 def test_integer_spec_fields_are_bounded(schema):
@@ -218,6 +228,14 @@ def test_the_operator_and_the_api_server_agree_on_every_spec(schema, cr):
         ({"model": {"id": "m"}, "maxCandidates": 5000}, "maxCandidates"),
         ({"model": {"id": ""}}, "id"),
         ({"backend": "cpu"}, "model"),
+        (
+            {
+                "model": {"id": "m"},
+                "networkPolicy": {"allowFrom": [{"podSelector": {"matchLabels": {"app": "-x"}}}]},
+            },
+            "matchLabels",
+        ),
+        ({"model": {"id": "m"}, "auth": {"secretName": "keys", "key": "a/b"}}, "key"),
     ],
 )
 def test_out_of_range_fields_are_rejected_by_schema_and_operator_alike(schema, spec, field):

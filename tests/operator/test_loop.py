@@ -69,9 +69,15 @@ async def test_a_new_rerankerdeployment_gets_owned_children(cluster, running_ope
     async with running_operator():
         await create(cluster, cr)
         children = await eventually(
-            lambda: len(children_of(cluster, "minilm")) == 4 and children_of(cluster, "minilm")
+            lambda: len(children_of(cluster, "minilm")) == 5 and children_of(cluster, "minilm")
         )
-    assert set(children) == {"Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget"}
+    assert set(children) == {
+        "Deployment",
+        "Service",
+        "HorizontalPodAutoscaler",
+        "PodDisruptionBudget",
+        "NetworkPolicy",
+    }
     for child in children.values():
         assert child["metadata"]["labels"][naming.LABEL_INSTANCE] == "minilm"
         (owner,) = child["metadata"]["ownerReferences"]
@@ -175,7 +181,7 @@ async def test_a_restarted_operator_resumes_without_writing_anything(cluster, ru
         # Long enough (in compacted loop time) for the resume handler and two resync timers.
         await asyncio.sleep(700)
     assert child_writes(cluster) == writes_before
-    assert len(children_of(cluster, "minilm")) == 4
+    assert len(children_of(cluster, "minilm")) == 5
 
 
 async def test_the_resync_recreates_a_child_deleted_behind_the_operators_back(
@@ -241,7 +247,12 @@ async def test_children_the_spec_no_longer_asks_for_are_deleted(cluster, running
     async with running_operator():
         await create(cluster, make_cr("minilm", MINILM))
         await eventually(lambda: "PodDisruptionBudget" in children_of(cluster, "minilm"))
-        await change_spec(cluster, "minilm", {"replicas": {"min": 1}, "autoscaling": {"enabled": False}}, 2)
+        await change_spec(
+            cluster,
+            "minilm",
+            {"replicas": {"min": 1}, "autoscaling": {"enabled": False}, "networkPolicy": {"enabled": False}},
+            2,
+        )
         await eventually(lambda: set(children_of(cluster, "minilm")) == {"Deployment", "Service"})
         await eventually(lambda: condition(cluster, "minilm", "Autoscaling").get("reason") == "Disabled")
     assert live(cluster, DEPLOYMENTS, "minilm")["spec"]["replicas"] == 1
@@ -259,6 +270,7 @@ async def test_monitoring_and_keda_objects_appear_when_their_crds_are_served(
         "Deployment",
         "Service",
         "PodDisruptionBudget",
+        "NetworkPolicy",
         "ServiceMonitor",
         "PrometheusRule",
         "ScaledObject",

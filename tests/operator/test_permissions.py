@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from reranker_operator import kinds, permissions
+from reranker_operator import api, kinds, naming, permissions
+from reranker_operator.config import OperatorConfig
+from reranker_operator.plan import Capabilities, owned, plan_children
+from reranker_operator.resources.common import ChildRef
 
 
 def test_every_child_kind_can_be_read_created_and_patched():
@@ -50,3 +53,19 @@ def test_rbac_rules_render_one_rule_per_resource():
         "verbs": ["patch"],
     } in rules
     assert all(len(rule["resources"]) == 1 for rule in rules)
+
+
+def test_owner_references_that_block_deletion_are_allowed_where_admission_enforces_them():
+    cr = {
+        "apiVersion": naming.API_VERSION,
+        "kind": naming.KIND,
+        "metadata": {"name": "minilm", "namespace": "search", "uid": "9f0c"},
+    }
+    spec = api.parse_spec({"model": {"id": "org/model"}})
+    children = owned(
+        plan_children(spec, ChildRef("minilm", "search"), OperatorConfig(), Capabilities()).children, cr
+    )
+    assert all(child["metadata"]["ownerReferences"][0]["blockOwnerDeletion"] for child in children)
+    # OwnerReferencesPermissionEnforcement admits blockOwnerDeletion only with update on the finalizers.
+    declared = permissions.required(clusterwide=True, peering=False)
+    assert permissions.covers(declared, "kube-reranker.io", "rerankerdeployments/finalizers", "update")

@@ -33,4 +33,5 @@ async def test_conflicts_throttling_and_server_errors_are_retried_until_converge
         "Service",
         "HorizontalPodAutoscaler",
         "PodDisruptionBudget",
+        "NetworkPolicy",
     }

@@ -42,6 +42,12 @@ the operator makes, nothing more.
 - apiGroups: [kube-reranker.io]
   resources: [rerankerdeployments/status]
   verbs: [patch]
+# Application: children's owner references set blockOwnerDeletion, which the
+# OwnerReferencesPermissionEnforcement admission plugin (OpenShift, hardened clusters) only allows to
+# whoever may update the owner's finalizers.
+- apiGroups: [kube-reranker.io]
+  resources: [rerankerdeployments/finalizers]
+  verbs: [update]
 # Application: the server pods' Deployment (followed through its rollout) and Service.
 - apiGroups: [apps]
   resources: [deployments]
@@ -69,6 +75,9 @@ the operator makes, nothing more.
   verbs: [get, list, create, patch, delete]
 - apiGroups: [policy]
   resources: [poddisruptionbudgets]
+  verbs: [get, list, create, patch, delete]
+- apiGroups: [networking.k8s.io]
+  resources: [networkpolicies]
   verbs: [get, list, create, patch, delete]
 - apiGroups: [monitoring.coreos.com]
   resources: [servicemonitors]

@@ -31,6 +31,11 @@ CACHE_DIR: Final = "/cache"
 TMP_DIR: Final = "/tmp"
 DEFAULT_CACHE_MEBIBYTES: Final = 4096
 TMP_SIZE: Final = "1Gi"
+API_KEYS_DIR: Final = "/etc/kube-reranker/api-keys"
+#: Owner and group may read the mounted keys (the group is the pod's fsGroup); nobody else.
+API_KEYS_MODE: Final = 0o440
+ZONE_KEY: Final = "topology.kubernetes.io/zone"
+HOSTNAME_KEY: Final = "kubernetes.io/hostname"
 # The image runs as RUN_AS_ID (resources.preparation); fsGroup makes a cache PVC writable for the Job.
 __all__ = ["RUN_AS_ID", "build_deployment"]
 
@@ -67,7 +72,7 @@ def build_deployment(
         deployment_spec["replicas"] = spec.replicas.min
     deployment_spec |= {
         "selector": {"matchLabels": naming.selector_labels(ref.cr_name)},
-        "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
+        "strategy": rollout_strategy(spec),
         "revisionHistoryLimit": 5,
         "progressDeadlineSeconds": spec.warmup.startup_timeout_seconds + PROGRESS_MARGIN_SECONDS,
         "template": {
@@ -103,8 +108,12 @@ def pod_spec(
         "securityContext": pod_security_context(),
         "containers": [container(spec, image=image, artefact=preparation.artefact)],
         "volumes": volumes(spec, preparation),
-        "affinity": copy.deepcopy(overrides.affinity) if overrides.affinity else spread_across_nodes(ref),
     }
+    if overrides.affinity:
+        pod["affinity"] = copy.deepcopy(overrides.affinity)
+    spread = topology_spread(spec, ref)
+    if spread:
+        pod["topologySpreadConstraints"] = spread
     if not preparation.shared:
         # No shared cache: every pod prepares into its own emptyDir before the server starts (slow).
         # The pod is sized for the model already: the preparation gets the server's CPU and memory.
@@ -131,21 +140,30 @@ def pod_spec(
     return pod
 
 
-def spread_across_nodes(ref: ChildRef) -> dict[str, Any]:
-    """Prefer one replica per node, so a node failure does not take the whole service down."""
-    return {
-        "podAntiAffinity": {
-            "preferredDuringSchedulingIgnoredDuringExecution": [
-                {
-                    "weight": 100,
-                    "podAffinityTerm": {
-                        "topologyKey": "kubernetes.io/hostname",
-                        "labelSelector": {"matchLabels": naming.selector_labels(ref.cr_name)},
-                    },
-                }
-            ]
+def rollout_strategy(spec: RerankerDeploymentSpec) -> dict[str, Any]:
+    """surge never serves with fewer warmed-up pods; replace needs no room (no spare GPU) for a new one."""
+    if spec.rollout.strategy == "replace":
+        return {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0}}
+    return {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}}
+
+
+def topology_spread(spec: RerankerDeploymentSpec, ref: ChildRef) -> list[dict[str, Any]]:
+    """Replicas across zones, then nodes, when more than one can exist; ScheduleAnyway, so a one-zone or
+    one-node cluster still schedules them. pod-template-hash counts each rollout's pods on their own."""
+    if spec.pod_template.topology_spread_constraints is not None:
+        return copy.deepcopy(spec.pod_template.topology_spread_constraints)
+    if spec.replicas.max <= 1:
+        return []
+    return [
+        {
+            "maxSkew": 1,
+            "topologyKey": key,
+            "whenUnsatisfiable": "ScheduleAnyway",
+            "labelSelector": {"matchLabels": naming.selector_labels(ref.cr_name)},
+            "matchLabelKeys": ["pod-template-hash"],
         }
-    }
+        for key in (ZONE_KEY, HOSTNAME_KEY)
+    ]
 
 
 def container(spec: RerankerDeploymentSpec, *, image: str, artefact: str) -> dict[str, Any]:
@@ -183,6 +201,11 @@ def container(spec: RerankerDeploymentSpec, *, image: str, artefact: str) -> dic
         "volumeMounts": [
             {"name": "cache", "mountPath": CACHE_DIR, "readOnly": True},
             {"name": "tmp", "mountPath": TMP_DIR},
+            *(
+                [{"name": "api-keys", "mountPath": API_KEYS_DIR, "readOnly": True}]
+                if spec.auth.secret_name
+                else []
+            ),
         ],
     }
 
@@ -239,6 +262,7 @@ def env(spec: RerankerDeploymentSpec, *, threads: int, artefact: str) -> list[di
         "RERANKER_INTRA_OP_THREADS": str(threads),
         "RERANKER_DRAIN_TIMEOUT_S": str(DRAIN_SECONDS),
         "RERANKER_LOG_FORMAT": "json",
+        **({"RERANKER_API_KEYS_FILE": f"{API_KEYS_DIR}/{spec.auth.key}"} if spec.auth.secret_name else {}),
         # The root filesystem is read-only: libraries that write under $HOME get /tmp, the hub the cache.
         "HOME": TMP_DIR,
         "HF_HOME": f"{CACHE_DIR}/huggingface",
@@ -258,4 +282,8 @@ def volumes(spec: RerankerDeploymentSpec, preparation: Preparation) -> list[dict
     else:
         size = cache.size_mebibytes or DEFAULT_CACHE_MEBIBYTES
         cache_volume = {"name": "cache", "emptyDir": {"sizeLimit": mebibytes(size)}}
-    return [cache_volume, {"name": "tmp", "emptyDir": {"sizeLimit": TMP_SIZE}}]
+    rendered = [cache_volume, {"name": "tmp", "emptyDir": {"sizeLimit": TMP_SIZE}}]
+    if spec.auth.secret_name:
+        secret = {"secretName": spec.auth.secret_name, "defaultMode": API_KEYS_MODE}
+        rendered.append({"name": "api-keys", "secret": secret})
+    return rendered
