@@ -304,3 +304,19 @@ def test_a_pod_that_refused_its_artefact_says_why_in_degraded() -> None:
     degraded = conditions(reconciled(deployment(), pods=[refused]))["Degraded"]
     assert (degraded["status"], degraded["reason"]) == ("True", "IntegrityCheckFailed")
     assert "pod rr-5d8f-x2 refused its model: integrity check failed" in degraded["message"]
+
+
+def test_a_pod_whose_api_key_file_is_unusable_says_it_refused_to_serve_open():
+    refused = pod()
+    refused["status"]["containerStatuses"][0]["lastState"] = {
+        "terminated": {
+            "exitCode": 1,
+            "reason": "Error",
+            "message": "ApiKeysUnusable: --api-keys-file / RERANKER_API_KEYS_FILE: the API key file "
+            "/etc/kube-reranker/api-keys/api-keys holds no API key",
+        }
+    }
+    degraded = conditions(reconciled(deployment(), pods=[refused]))["Degraded"]
+    assert (degraded["status"], degraded["reason"]) == ("True", "ApiKeysUnusable")
+    assert "pod rr-5d8f-x2 refused to serve without API keys" in degraded["message"]
+    assert "holds no API key" in degraded["message"]
