@@ -20,7 +20,6 @@
 # also ships that interpreter's security fixes through apt, like the rest of the base.
 
 ARG DEBIAN_IMAGE=debian:12.15-slim
-ARG CUDA_IMAGE=nvidia/cuda:12.6.3-cudnn-runtime-ubuntu24.04
 
 # ---- Python base: the distribution's interpreter (no pip), the non-root user, the model cache path.
 FROM ${DEBIAN_IMAGE} AS python-base
@@ -90,35 +89,17 @@ ENV PATH=/opt/venv/bin:$PATH \
     HF_HOME=/cache/huggingface
 WORKDIR /cache
 
-# ---- GPU base: CUDA 12 + cuDNN 9 runtime libraries (what onnxruntime-gpu links), the distribution's Python.
-FROM ${CUDA_IMAGE} AS gpu-base
-ARG APP_UID=10001
-ENV DEBIAN_FRONTEND=noninteractive \
-    PYTHONDONTWRITEBYTECODE=1 \
-    PYTHONUNBUFFERED=1 \
-    PIP_NO_CACHE_DIR=1 \
-    PIP_DISABLE_PIP_VERSION_CHECK=1
-RUN apt-get update \
- && apt-get install --yes --no-install-recommends python3 \
- && rm -rf /var/lib/apt/lists/* \
- && groupadd --system --gid "${APP_UID}" app \
- && useradd --system --uid "${APP_UID}" --gid app --home-dir /cache --no-create-home \
-      --shell /usr/sbin/nologin app \
- && install -d -o app -g app -m 0775 /cache
-
-FROM gpu-base AS server-gpu-venv
+# GPU: no CUDA base image. onnxruntime-gpu's [cuda,cudnn] extras install the CUDA runtime, cuBLAS, cuFFT,
+# cuRAND and cuDNN wheels of the CUDA major its provider was built against (13 for 1.31), and the server
+# preloads them (onnxruntime.preload_dlls) before it opens a CUDA session; only the driver (libcuda.so.1)
+# comes from the node, mounted by the NVIDIA container toolkit. A CUDA base pinned apart from the wheel
+# drifted once (CUDA 12 base, CUDA 13 provider: GPU pods never became ready); here both come from one
+# resolution, and tests/e2e/test_images.py checks every library the provider links is in the set.
+# CUDA 13 needs NVIDIA driver 580 or newer on the node.
+FROM build AS server-gpu-venv
 ARG PIP_CONFIG_FILE
-RUN apt-get update \
- && apt-get install --yes --no-install-recommends python3-venv \
- && rm -rf /var/lib/apt/lists/*
-WORKDIR /src
-COPY pyproject.toml README.md ./
-COPY docker/ docker/
-COPY server/ server/
-COPY operator/ operator/
-RUN python3 -m venv /opt/venv \
- && /opt/venv/bin/pip install -r docker/requirements-server-gpu.txt \
- && /opt/venv/bin/pip uninstall --yes pip
+RUN /opt/venv/bin/pip install -r docker/requirements-server-gpu.txt \
+ && /opt/venv/bin/pip uninstall --yes pip setuptools
 
 # ---- Targets.
 
@@ -133,20 +114,15 @@ ENTRYPOINT ["reranker-server"]
 CMD ["export", "--help"]
 
 # The GPU server: ONNX Runtime's CUDA execution provider; readiness fails loudly where CUDA is missing.
-FROM gpu-base AS server-gpu
-ARG VERSION=0.1.0
+# NVIDIA_DRIVER_CAPABILITIES asks the container toolkit for the compute driver libraries (its default,
+# utility, mounts only nvidia-smi's); which GPUs a pod sees stays the device plugin's choice.
+FROM runtime-base AS server-gpu
 COPY --from=server-gpu-venv /opt/venv /opt/venv
-LABEL org.opencontainers.image.version="${VERSION}" \
-      org.opencontainers.image.source="https://github.com/kube-reranker/kube-reranker" \
-      org.opencontainers.image.licenses="Apache-2.0" \
-      org.opencontainers.image.vendor="kube-reranker" \
-      org.opencontainers.image.title="reranker-server-gpu" \
+LABEL org.opencontainers.image.title="reranker-server-gpu" \
       org.opencontainers.image.description="Cross-encoder reranking server on ONNX Runtime CUDA."
-ENV PATH=/opt/venv/bin:$PATH \
-    RERANKER_CACHE_DIR=/cache \
-    HF_HOME=/cache/huggingface \
-    RERANKER_BACKEND=gpu
-WORKDIR /cache
+ENV RERANKER_BACKEND=gpu \
+    NVIDIA_DRIVER_CAPABILITIES=compute,utility \
+    MALLOC_ARENA_MAX=2
 VOLUME ["/cache"]
 USER 10001:10001
 EXPOSE 8080 9090

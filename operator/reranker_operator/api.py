@@ -199,9 +199,10 @@ class ModelSpec(ApiModel):
         description="Maximum tokens per (query, document) pair; longer pairs are truncated. Latency grows "
         "with it, so keep it as small as the documents allow.",
     )
-    quantization: Literal["none", "int8"] = Field(
+    quantization: Literal["none", "int8", "fp16"] = Field(
         "none",
-        description="int8: dynamic int8 weights on CPU, typically 2-3x faster at a small accuracy cost.",
+        description="int8: dynamic int8 weights on CPU, typically 2-3x faster at a small accuracy cost. "
+        "fp16: half-precision weights and activations on GPU (fp32 inputs and logits), prepared once.",
     )
     cache: CacheSpec = section(CacheSpec, "Where the prepared model lives.")
 
@@ -540,7 +541,12 @@ GPU_FIELDS_NEED_GPU_BACKEND = CelRule(
 INT8_NEEDS_CPU = CelRule(
     "!(self.backend == 'gpu' && self.model.quantization == 'int8')",
     "model.quantization int8 is a CPU optimisation (dynamic int8 runs on the CPU execution provider): "
-    "use quantization: none with backend: gpu, or backend: cpu",
+    "use quantization: none or fp16 with backend: gpu, or backend: cpu",
+)
+FP16_NEEDS_GPU = CelRule(
+    "!(self.backend == 'cpu' && self.model.quantization == 'fp16')",
+    "model.quantization fp16 is a GPU optimisation (half precision on tensor cores): use backend: gpu, "
+    "or quantization: int8 or none with backend: cpu",
 )
 REQUEST_TOKENS_BOUNDED = CelRule(
     f"self.maxCandidates * self.model.maxLength <= {MAX_TOKENS_PER_REQUEST}",
@@ -564,6 +570,7 @@ class RerankerDeploymentSpec(ApiModel):
         json_schema_extra=cel(
             GPU_FIELDS_NEED_GPU_BACKEND,
             INT8_NEEDS_CPU,
+            FP16_NEEDS_GPU,
             REQUEST_TOKENS_BOUNDED,
             ENV_NOT_MANAGED,
         )
@@ -623,6 +630,7 @@ class RerankerDeploymentSpec(ApiModel):
     def _cross_field_rules(self) -> RerankerDeploymentSpec:
         GPU_FIELDS_NEED_GPU_BACKEND.require(self.gpu is None or self.backend == "gpu")
         INT8_NEEDS_CPU.require(not (self.backend == "gpu" and self.model.quantization == "int8"))
+        FP16_NEEDS_GPU.require(not (self.backend == "cpu" and self.model.quantization == "fp16"))
         REQUEST_TOKENS_BOUNDED.require(self.max_candidates * self.model.max_length <= MAX_TOKENS_PER_REQUEST)
         ENV_NOT_MANAGED.require(all(item.get("name") not in MANAGED_ENV for item in self.env))
         return self

@@ -57,6 +57,7 @@ START_REFUSALS: Final[Mapping[str, str]] = {
     "IntegrityCheckFailed": "refused its model",
     "ArtefactInvalid": "refused its model",
     "ApiKeysUnusable": "refused to serve without API keys",
+    "GPUUnavailable": "cannot use a GPU",
 }
 IMAGE_PULL_REASONS: Final = frozenset({"ErrImagePull", "ImagePullBackOff", "InvalidImageName"})
 START_FAILURE_REASONS: Final = frozenset({"CrashLoopBackOff", "CreateContainerConfigError"})

@@ -27,7 +27,7 @@ from reranker_server.artefact import ArtefactError, ModelError
 from reranker_server.auth import ApiKeyGuard, KeyFile
 from reranker_server.batcher import Batcher, Scored
 from reranker_server.config import Settings
-from reranker_server.engine import Engine, EngineError, check_engine_canary
+from reranker_server.engine import BackendUnavailable, Engine, EngineError, check_engine_canary
 from reranker_server.errors import (
     JSON_MEDIA_TYPE,
     KCapExceeded,
@@ -57,6 +57,8 @@ TEI_PATH: Final = "/rerank"
 COHERE_V1_PATH: Final = "/v1/rerank"
 COHERE_V2_PATH: Final = "/v2/rerank"
 RERANK_PATHS: Final = (TEI_PATH, COHERE_V1_PATH, COHERE_V2_PATH)
+#: The termination-log reason of a gpu server that found no usable CUDA provider (the operator shows it).
+GPU_UNAVAILABLE: Final = "GPUUnavailable"
 INFO_PATH: Final = "/info"
 #: What an API key guards: the routes that spend the model, and what they serve. The probes must answer
 #: the kubelet, which has no key; /metrics answers Prometheus (the NetworkPolicy limits who reaches it).
@@ -199,6 +201,8 @@ async def start(state: Services) -> None:
         lifecycle.failed(str(exc))
         if isinstance(exc, ModelError):
             report_refusal(settings, f"{exc.reason}: {exc}")
+        elif isinstance(exc, BackendUnavailable):
+            report_refusal(settings, f"{GPU_UNAVAILABLE}: {exc}")
     except Exception as exc:
         log.exception("start-up failed")
         lifecycle.failed(f"start-up failed: {type(exc).__name__}; see the server log")

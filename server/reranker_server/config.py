@@ -15,7 +15,7 @@ from typing import Annotated, Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from reranker_server.artefact import Recipe
+from reranker_server.artefact import Quantization, Recipe
 
 DEFAULT_CACHE_DIR: Final = "~/.cache/kube-reranker"
 #: The request timeout, when not set, is this many times the latency SLO: a request that waited
@@ -48,7 +48,7 @@ class Settings(BaseModel):
     cache_dir: Path = Path(DEFAULT_CACHE_DIR)
     artefact: Path | None = None
     termination_log: Path | None = None
-    quantize: Literal["none", "int8"] = "none"
+    quantize: Quantization = "none"
     max_length: Annotated[int, Field(ge=8, le=8192)] = 512
     backend: Literal["cpu", "gpu"] = "cpu"
     max_candidates: Annotated[int, Field(ge=1, le=100_000)] = 100
@@ -74,7 +74,13 @@ class Settings(BaseModel):
     @model_validator(mode="after")
     def _consistent(self) -> Settings:
         if self.backend == "gpu" and self.quantize == "int8":
-            raise ValueError("quantize int8 is dynamic CPU quantisation; use quantize none with backend gpu")
+            raise ValueError(
+                "quantize int8 is dynamic CPU quantisation; use quantize none or fp16 with backend gpu"
+            )
+        if self.backend == "cpu" and self.quantize == "fp16":
+            raise ValueError(
+                "quantize fp16 is for the GPU (tensor cores); use quantize none or int8 with backend cpu"
+            )
         return self
 
     @property
@@ -129,7 +135,7 @@ OPTIONS: Final[tuple[Option, ...]] = (
         "by its canaries at warm-up; --model, --revision, --backend and --quantize must match its recipe",
     ),
     Option("termination_log", "where to write why start-up failed (a pod's /dev/termination-log)"),
-    Option("quantize", "none or int8 (dynamic int8 quantisation for CPU)"),
+    Option("quantize", "none, int8 (dynamic int8 for the CPU) or fp16 (half precision for the GPU)"),
     Option("max_length", "tokens per (query, passage) pair; the passage is cut first"),
     Option("backend", "cpu (ONNX Runtime CPU) or gpu (CUDA execution provider, no CPU fall-back)"),
     Option("max_candidates", "k cap: most documents one request may carry"),

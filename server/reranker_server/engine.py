@@ -18,6 +18,7 @@ import onnxruntime as ort
 from tokenizers import Tokenizer
 
 from reranker_server.artefact import Canary, CanaryCheck, ModelFiles, check_canary, effective_max_length
+from reranker_server.cuda import cuda_provider_problem
 
 log = logging.getLogger(__name__)
 
@@ -195,6 +196,13 @@ def create_session(files: ModelFiles, *, backend: str, threads: int) -> ort.Infe
                 f"backend gpu needs ONNX Runtime's {CUDA_PROVIDER}, but this onnxruntime build only has "
                 f"{', '.join(available)}. Run the reranker-server-gpu image (onnxruntime-gpu) on a node "
                 "with an NVIDIA GPU, or set RERANKER_BACKEND=cpu"
+            )
+        problem = cuda_provider_problem()
+        if problem is not None:
+            raise BackendUnavailable(
+                f"backend gpu: ONNX Runtime's {CUDA_PROVIDER} cannot load ({problem}). libcuda.so.1 is the "
+                "NVIDIA driver, which the node provides to pods that request nvidia.com/gpu; any other "
+                "library belongs in the reranker-server-gpu image. Or set RERANKER_BACKEND=cpu"
             )
         providers: list[Any] = [CUDA_PROVIDER, CPU_PROVIDER]
     else:

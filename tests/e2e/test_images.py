@@ -24,6 +24,7 @@ import pytest
 import yaml
 
 from tests.conftest import free_port, stop_process
+from tests.e2e.elf import needed_libraries
 
 REPO: Final = Path(__file__).resolve().parents[2]
 DOCKERFILE: Final = REPO / "Dockerfile"
@@ -69,9 +70,22 @@ RUNTIME_SETS: Final = (
         "server-gpu",
         "reranker-server",
         "reranker_server.cli",
-        must_have=frozenset({"onnxruntime-gpu", "tokenizers", "fastapi", "uvicorn"}),
+        must_have=frozenset(
+            {
+                "onnxruntime-gpu",
+                "nvidia-cuda-runtime",
+                "nvidia-cublas",
+                "nvidia-cudnn-cu13",
+                "tokenizers",
+                "fastapi",
+            }
+        ),
         must_not_have=frozenset({"onnxruntime", "torch", "transformers", "kopf", "kubernetes"}),
     ),
+)
+#: What the node provides, not the image: the driver (the NVIDIA container toolkit mounts it) and glibc.
+NODE_LIBRARIES: Final = re.compile(
+    r"^(libcuda\.so\.1|lib(c|m|dl|rt|pthread|gcc_s|stdc\+\+)\.so\.\d+|ld-linux-.*)$"
 )
 
 
@@ -179,9 +193,8 @@ def test_the_default_target_is_the_cpu_server() -> None:
     assert list(STAGES)[-1] == "server"
 
 
-@pytest.mark.parametrize("arg", ["DEBIAN_IMAGE", "CUDA_IMAGE"])
-def test_base_images_are_pinned_to_a_point_release_tag(arg: str) -> None:
-    image = GLOBAL_ARGS[arg]
+def test_the_base_image_is_pinned_to_a_point_release_tag() -> None:
+    image = GLOBAL_ARGS["DEBIAN_IMAGE"]
     repository, _, tag = image.rpartition(":")
     assert repository, f"{image} has no tag"
     assert re.match(r"\d+\.\d+(\.\d+)?-", tag), f"{image}: tag must name a point release, not {tag!r}"
@@ -269,6 +282,19 @@ def test_targets_start_their_entrypoint(target: str, entrypoint: str, command: s
 
 def test_gpu_server_selects_the_gpu_backend() -> None:
     assert any("RERANKER_BACKEND=gpu" in env for env in STAGES["server-gpu"].lines("ENV"))
+
+
+def test_the_gpu_server_has_no_cuda_base_to_drift_from_its_wheel() -> None:
+    """CUDA comes from onnxruntime-gpu's own extras; the base is the CPU images' Debian."""
+    assert [stage.name for stage in lineage("server-gpu")][-1] == "python-base"
+    assert STAGES["python-base"].base == "${DEBIAN_IMAGE}"
+    assert requirement_files("server-gpu") == ["docker/requirements-server-gpu.txt"]
+
+
+def test_the_gpu_server_asks_the_container_toolkit_for_the_compute_driver() -> None:
+    env = " ".join(STAGES["server-gpu"].lines("ENV"))
+    assert re.search(r"NVIDIA_DRIVER_CAPABILITIES=\S*compute", env)
+    assert "NVIDIA_VISIBLE_DEVICES" not in env, "which GPUs a pod sees is the device plugin's to say"
 
 
 @pytest.mark.parametrize("runtime", RUNTIME_SETS, ids=lambda r: r.target)
@@ -404,3 +430,63 @@ def wait_for_ready(url: str, process: subprocess.Popen, timeout_s: float) -> int
             return status
         time.sleep(0.2)
     return status
+
+
+def gpu_site_packages(fresh_venv: Callable[[str], Path]) -> Path:
+    return next(fresh_venv("server-gpu").glob("lib/python3*/site-packages"))
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1500)
+def test_every_library_the_cuda_provider_links_comes_with_the_gpu_set(
+    fresh_venv: Callable[[str], Path],
+) -> None:
+    """The drift that broke GPU pods: a provider built for one CUDA major beside libraries of another."""
+    site = gpu_site_packages(fresh_venv)
+    provider = site / "onnxruntime" / "capi" / "libonnxruntime_providers_cuda.so"
+    shipped = {path.name for path in (site / "nvidia").rglob("*.so*")}
+    linked = needed_libraries(provider)
+    assert "libcudart.so.13" in linked, linked
+    missing = [library for library in linked if not NODE_LIBRARIES.match(library) and library not in shipped]
+    assert missing == [], f"the provider links libraries no wheel of the set provides: {missing}"
+    assert any(name.startswith("libcudnn.so.9") for name in shipped), "cuDNN 9, which the provider opens"
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1500)
+def test_the_gpu_set_on_a_node_without_a_driver_stays_unready_naming_libcuda(
+    fresh_venv: Callable[[str], Path], test_model_dir: Path, tmp_path: Path
+) -> None:
+    """The real server from the server-gpu set, fp16 prepared at start-up: where no driver is, /ready
+    says why in the loader's words; where one is, the provider loads."""
+    venv = fresh_venv("server-gpu")
+    port = free_port()
+    env = {
+        "PATH": f"{venv / 'bin'}:/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "RERANKER_MODEL": str(test_model_dir),
+        "RERANKER_CACHE_DIR": str(tmp_path / "cache"),
+        "RERANKER_BACKEND": "gpu",
+        "RERANKER_QUANTIZE": "fp16",
+        "RERANKER_HOST": "127.0.0.1",
+        "RERANKER_PORT": str(port),
+        "RERANKER_METRICS_PORT": "0",
+        "RERANKER_MAX_CANDIDATES": "8",
+        "RERANKER_MAX_LENGTH": "128",
+    }
+    log = tmp_path / "server.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [str(venv / "bin/reranker-server"), "serve"], env=env, stdout=out, stderr=out
+        )
+    try:
+        status = wait_for_ready(f"http://127.0.0.1:{port}/ready", process, timeout_s=180)
+        reason = httpx.get(f"http://127.0.0.1:{port}/ready", timeout=5).json().get("reason", "")
+    finally:
+        stop_process(process, grace_s=30)
+    if Path("/dev/nvidiactl").exists():
+        assert status == 200, log.read_text()[-4000:]
+        return
+    assert status == 503, log.read_text()[-4000:]
+    assert "libcuda.so.1" in reason, reason
+    assert "cannot load" in reason

@@ -320,3 +320,19 @@ def test_a_pod_whose_api_key_file_is_unusable_says_it_refused_to_serve_open():
     assert (degraded["status"], degraded["reason"]) == ("True", "ApiKeysUnusable")
     assert "pod rr-5d8f-x2 refused to serve without API keys" in degraded["message"]
     assert "holds no API key" in degraded["message"]
+
+
+def test_a_gpu_pod_without_a_usable_cuda_provider_names_the_missing_library():
+    refused = pod()
+    refused["status"]["containerStatuses"][0]["lastState"] = {
+        "terminated": {
+            "exitCode": 137,
+            "reason": "Error",
+            "message": "GPUUnavailable: backend gpu: ONNX Runtime's CUDAExecutionProvider cannot load "
+            "(libcuda.so.1: cannot open shared object file: No such file or directory)",
+        }
+    }
+    degraded = conditions(reconciled(deployment(), pods=[refused]))["Degraded"]
+    assert (degraded["status"], degraded["reason"]) == ("True", "GPUUnavailable")
+    assert "pod rr-5d8f-x2 cannot use a GPU: backend gpu" in degraded["message"]
+    assert "libcuda.so.1" in degraded["message"]

@@ -149,7 +149,9 @@ def test_an_explicit_batch_budget_wins_even_below_one_full_pair() -> None:
 
 
 def test_int8_on_the_gpu_backend_is_refused() -> None:
-    with pytest.raises(SettingsError, match="quantize none with backend gpu"):
+    with pytest.raises(
+        SettingsError, match="quantize int8 is dynamic CPU quantisation; use quantize none or fp16"
+    ):
         parse(["--backend", "gpu", "--quantize", "int8"], {"RERANKER_MODEL": "m"})
 
 

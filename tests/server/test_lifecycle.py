@@ -54,9 +54,11 @@ async def test_warm_up_runs_one_pair_and_k_cap_pairs_at_short_and_full_length(
 
 
 async def test_gpu_backend_without_cuda_is_alive_but_never_ready(
-    settings_factory: Callable[..., Settings],
+    settings_factory: Callable[..., Settings], tmp_path: Path
 ) -> None:
-    async with running_app(create_app(settings_factory(backend="gpu")), wait_ready=False) as client:
+    termination_log = tmp_path / "termination-log"
+    settings = settings_factory(backend="gpu", termination_log=termination_log)
+    async with running_app(create_app(settings), wait_ready=False) as client:
 
         async def failed() -> bool:
             return (await client.get("/ready")).json()["status"] == "failed"
@@ -70,6 +72,7 @@ async def test_gpu_backend_without_cuda_is_alive_but_never_ready(
     assert "RERANKER_BACKEND=cpu" in ready.json()["reason"]
     assert health.status_code == 200
     assert rerank.status_code == 503
+    assert termination_log.read_text().startswith("GPUUnavailable: backend gpu"), "what the operator shows"
 
 
 async def test_a_missing_model_keeps_ready_503_naming_it(

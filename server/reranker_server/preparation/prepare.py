@@ -211,10 +211,12 @@ def verify(scratch: Path, recipe: Recipe, files: ModelFiles, canary: Canary) -> 
     check = check_engine_canary(engine, canary)
     log.info("canary check of %s: %s", recipe.model, check.describe(canary))
     if not check.passed:
-        advice = (
-            "int8 does not hold for this model: use quantization none"
-            if recipe.quantization == "int8"
-            else "the ONNX export does not reproduce this checkpoint: please report it with the model id"
+        advice = {
+            "int8": "int8 does not hold for this model: use quantization none",
+            "fp16": "fp16 does not hold for this model: use quantization none",
+        }.get(
+            recipe.quantization,
+            "the ONNX export does not reproduce this checkpoint: please report it with the model id",
         )
         raise ArtefactError(
             f"the prepared graph of {recipe.model} does not reproduce PyTorch: "

@@ -18,9 +18,9 @@ import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Any, Final
 
-from reranker_server.artefact import ModelError, ModelFiles, effective_max_length
+from reranker_server.artefact import ModelError, ModelFiles, Quantization, effective_max_length
 
 log = logging.getLogger(__name__)
 
@@ -54,10 +54,9 @@ class ModelStore:
         #: Graphs above this many bytes keep their weights in an external file (tests lower it).
         self.external_data_threshold_bytes = external_data_threshold_bytes or EXTERNAL_DATA_THRESHOLD_BYTES
 
-    def resolve(
-        self, model: str, revision: str, quantize: Literal["none", "int8"], *, fuse: bool = False
-    ) -> ModelFiles:
-        """The graph to serve: shipped or exported, then (CPU) fused, then quantised if asked."""
+    def resolve(self, model: str, revision: str, quantize: Quantization, *, fuse: bool = False) -> ModelFiles:
+        """The graph to serve: shipped or exported, then (CPU) fused, then quantised if asked (int8 on
+        CPU; fp16, fused for the GPU, on GPU)."""
         source, resolved_revision = self.source(model, revision)
         graph = find_graph(source)
         checkpoint = source
@@ -78,6 +77,8 @@ class ModelStore:
             graph = fused
         if quantize == "int8":
             graph = self.quantized_graph(model, graph, tokenizer, config)
+        elif quantize == "fp16":
+            graph, fused = self.half_graph(model, graph, config)
         return ModelFiles(
             name=model,
             revision=resolved_revision,
@@ -247,6 +248,27 @@ class ModelStore:
             ),
         )
         return target / GRAPH_NAME
+
+    def half_graph(self, model: str, graph: Path, config: dict[str, Any]) -> tuple[Path, bool]:
+        """The fp16 version of `graph` (fused for the GPU where it can be), built once; and if it is fused."""
+        import onnx
+
+        from reranker_server.preparation.half import FUSED_ATTENTION, RECIPE, convert_fp16
+
+        target = self.cache_dir / "fp16" / cache_key(model, graph.parent, [graph], salt=RECIPE)
+        if not (target / GRAPH_NAME).is_file():
+            log.info("converting %s to fp16 once into %s", graph, target)
+        build_atomically(
+            target,
+            lambda scratch: convert_fp16(
+                graph,
+                scratch / GRAPH_NAME,
+                config,
+                external_data_threshold_bytes=self.external_data_threshold_bytes,
+            ),
+        )
+        nodes = onnx.load(str(target / GRAPH_NAME), load_external_data=False).graph.node
+        return target / GRAPH_NAME, any(node.op_type in FUSED_ATTENTION for node in nodes)
 
 
 def build_atomically(final: Path, build: Callable[[Path], object]) -> Path:
