@@ -211,7 +211,10 @@ def install_error_handlers(app: FastAPI, *, on_error: Callable[[RerankerError], 
             )
         error = kind(str(exc.detail))
         on_error(error)
-        return error_response(error)
+        response = error_response(error)
+        # Starlette says which methods a path takes (Allow on a 405); clients and proxies read it.
+        response.headers.update(exc.headers or {})
+        return response
 
     async def on_unexpected(_: Request, exc: Exception) -> Response:
         request_id = uuid.uuid4().hex[:12]

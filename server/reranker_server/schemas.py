@@ -12,7 +12,16 @@ from collections.abc import Sequence
 from typing import Annotated, Any, Final, Literal
 
 import numpy as np
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, RootModel, WithJsonSchema
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    RootModel,
+    StrictBool,
+    WithJsonSchema,
+)
 
 from reranker_server.engine import sigmoid
 
@@ -63,7 +72,17 @@ def json_type(value: Any) -> str:
 
 
 Text = Annotated[str, AfterValidator(_valid_unicode)]
-Query = Annotated[Text, BeforeValidator(_non_blank), Field(description="The search query.", min_length=1)]
+#: The schema states the whitespace rule (`pattern`: at least one non-space character), so a client that
+#: validates against the published schema and the server agree on what a valid query is.
+Query = Annotated[
+    Text,
+    BeforeValidator(_non_blank),
+    Field(
+        description="The search query; not empty, not only whitespace.",
+        min_length=1,
+        json_schema_extra={"pattern": r"\S"},
+    ),
+]
 Document = Annotated[
     Text,
     BeforeValidator(_document_text),
@@ -90,9 +109,9 @@ class TEIRerankRequest(BaseModel):
 
     query: Query
     texts: Annotated[list[Text], Field(min_length=MIN_DOCUMENTS, description="Candidate passages to score.")]
-    raw_scores: bool = Field(False, description="Return raw logits instead of sigmoid probabilities.")
-    return_text: bool = Field(False, description="Echo each passage in its result.")
-    truncate: bool | None = Field(
+    raw_scores: StrictBool = Field(False, description="Return raw logits instead of sigmoid probabilities.")
+    return_text: StrictBool = Field(False, description="Echo each passage in its result.")
+    truncate: StrictBool | None = Field(
         None, description="Accepted for compatibility; pairs are always truncated to the server's max_length."
     )
     truncation_direction: Literal["Right"] = Field("Right", description="Only right truncation is supported.")
@@ -146,7 +165,7 @@ class RerankRequest(BaseModel):
     query: Query
     documents: Annotated[list[Document], Field(min_length=MIN_DOCUMENTS, description="Candidate passages.")]
     top_n: int | None = Field(None, ge=MIN_TOP_N, description="Return only the best n (all when omitted).")
-    return_documents: bool = Field(False, description="Echo each document as `document.text`.")
+    return_documents: StrictBool = Field(False, description="Echo each document as `document.text`.")
     max_tokens_per_doc: int | None = Field(
         None, ge=MIN_TOKENS_PER_DOC, description="Cohere v2: cut each document to this many tokens first."
     )
@@ -156,7 +175,7 @@ class RerankRequest(BaseModel):
     rank_fields: list[str] | None = Field(
         None, description="Cohere v1, accepted; object documents rank on `text`."
     )
-    raw_scores: bool = Field(
+    raw_scores: StrictBool = Field(
         False, description="Infinity: return raw logits instead of sigmoid probabilities."
     )
 

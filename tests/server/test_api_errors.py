@@ -154,3 +154,36 @@ async def test_wrong_method_answers_in_the_same_envelope(client: httpx.AsyncClie
     response = await client.get("/v1/rerank")
     assert response.status_code == 405
     assert response.json()["error"]["code"] == "method_not_allowed"
+
+
+async def test_a_wrong_method_says_which_one_the_route_takes(client: httpx.AsyncClient) -> None:
+    response = await client.get("/v1/rerank")
+    assert response.status_code == 405
+    assert response.headers["Allow"] == "POST"
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/rerank", {"query": "q", "texts": ["a"], "raw_scores": 0}, "raw_scores"),
+        ("/rerank", {"query": "q", "texts": ["a"], "truncate": "yes"}, "truncate"),
+        ("/v1/rerank", {"query": "q", "documents": ["a"], "return_documents": 1}, "return_documents"),
+    ],
+)
+async def test_booleans_are_booleans_as_the_schema_says(
+    client: httpx.AsyncClient, path: str, body: dict, field: str
+) -> None:
+    response = await client.post(path, json=body)
+    assert response.status_code == 422
+    assert response.json()["error"]["param"] == field
+    assert "boolean" in response.json()["error"]["message"]
+
+
+def test_the_published_schema_states_the_query_whitespace_rule() -> None:
+    import re
+
+    from reranker_server.schemas import RerankRequest
+
+    query = RerankRequest.model_json_schema()["properties"]["query"]
+    assert re.search(query["pattern"], "   ") is None
+    assert re.search(query["pattern"], " what is k? ")
