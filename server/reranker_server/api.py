@@ -27,7 +27,7 @@ from reranker_server.artefact import ArtefactError, ModelError
 from reranker_server.auth import ApiKeyGuard, KeyFile
 from reranker_server.batcher import Batcher, Scored
 from reranker_server.config import Settings
-from reranker_server.engine import BackendUnavailable, Engine, EngineError, check_engine_canary
+from reranker_server.engine import BackendUnavailable, Engine, EngineError, Truncation, check_engine_canary
 from reranker_server.errors import (
     JSON_MEDIA_TYPE,
     KCapExceeded,
@@ -283,6 +283,7 @@ async def rerank(
     *,
     param: str,
     max_tokens_per_doc: int | None = None,
+    truncation: Truncation = "right",
 ) -> Outcome:
     """Admission (readiness, k cap, queue room) before any work, then the batcher."""
     state = services(request)
@@ -308,6 +309,7 @@ async def rerank(
         documents,
         timeout_s=settings.request_timeout_s,
         max_tokens_per_doc=max_tokens_per_doc,
+        truncation=truncation,
         estimated_tokens=estimated,
     )
     return Outcome(scored=scored, documents=documents, received=received)
@@ -337,7 +339,9 @@ async def rerank_tei(body: TEIRerankRequest, request: Request) -> Response:
 
     Example: `{"query": "What is Deep Learning?", "texts": ["Deep Learning is ...", "hi"]}`
     """
-    outcome = await rerank(request, body.query, body.texts, param="texts")
+    outcome = await rerank(
+        request, body.query, body.texts, param="texts", truncation=body.truncation_direction.lower()
+    )
     response = TEIRerankResponse.build(
         outcome.scored.logits, outcome.documents, raw_scores=body.raw_scores, return_text=body.return_text
     )

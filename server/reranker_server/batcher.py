@@ -31,7 +31,7 @@ from typing import Final
 import numpy as np
 
 from reranker_server.admission import ThroughputEstimate, retry_after_s
-from reranker_server.engine import EncodedPairs, Engine, Feeds, estimate_tokens
+from reranker_server.engine import EncodedPairs, Engine, Feeds, Truncation, estimate_tokens
 from reranker_server.errors import DeadlineExceeded, InferenceFailed, NotReady, Overloaded, RerankerError
 from reranker_server.metrics import Metrics
 from reranker_server.microbatch import plan_micro_batches
@@ -65,6 +65,7 @@ class Job:
     documents: Sequence[str]
     max_tokens_per_doc: int | None
     deadline: float
+    truncation: Truncation
     estimated_tokens: int
     submitted: float
     future: concurrent.futures.Future[Scored] = field(default_factory=concurrent.futures.Future)
@@ -174,6 +175,7 @@ class Batcher:
         timeout_s: float,
         max_tokens_per_doc: int | None = None,
         estimated_tokens: int | None = None,
+        truncation: Truncation = "right",
     ) -> Scored:
         """Queue one request and wait for its logits, at most until its deadline."""
         now = self.clock()
@@ -182,6 +184,7 @@ class Batcher:
             documents=documents,
             max_tokens_per_doc=max_tokens_per_doc,
             deadline=now + timeout_s,
+            truncation=truncation,
             estimated_tokens=estimated_tokens
             if estimated_tokens is not None
             else self.estimate(query, documents),
@@ -278,7 +281,9 @@ class Batcher:
                 continue
             started = time.perf_counter()
             try:
-                job.pairs = self.engine.encode(job.query, job.documents, job.max_tokens_per_doc)
+                job.pairs = self.engine.encode(
+                    job.query, job.documents, job.max_tokens_per_doc, truncation=job.truncation
+                )
             except Exception:
                 log.exception("tokenising a request failed; its batch companions continue")
                 self._fail(job, InferenceFailed("the request's text could not be tokenised"))

@@ -11,7 +11,7 @@ import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 import numpy as np
 import onnxruntime as ort
@@ -29,6 +29,7 @@ PAD_TOKENS: Final = ("[PAD]", "<pad>", "<PAD>")
 #: tokenising. No tokenizer needs this many characters per token to fill max_length, so text beyond
 #: max_length x this never changes a score; it is dropped before tokenising.
 QUERY_CHARS_PER_TOKEN: Final = 32
+Truncation = Literal["right", "left"]
 
 
 class EngineError(RuntimeError):
@@ -104,8 +105,15 @@ class Engine:
         # Longest-first keeps a query shorter than its passage whole and cuts the passage; a very
         # long query is cut too (to about half of max_length) instead of failing the request.
         self._pairs.enable_truncation(self.max_length, strategy="longest_first")
+        # TEI's truncation_direction Left: the same, cutting tokens from the start instead of the end.
+        self._pairs_left = Tokenizer.from_file(str(files.tokenizer))
+        self._pairs_left.no_padding()
+        self._pairs_left.enable_truncation(self.max_length, strategy="longest_first", direction="left")
         # encode_batch_fast skips character offsets, which scoring never needs (older tokenizers lack it).
-        self._encode_pairs = getattr(self._pairs, "encode_batch_fast", self._pairs.encode_batch)
+        self._encode_pairs = {
+            direction: getattr(tokenizer, "encode_batch_fast", tokenizer.encode_batch)
+            for direction, tokenizer in (("right", self._pairs), ("left", self._pairs_left))
+        }
         self._plain = Tokenizer.from_file(str(files.tokenizer))
         self._plain.no_padding()
         self._plain.no_truncation()
@@ -117,13 +125,19 @@ class Engine:
         return list(self.session.get_providers())
 
     def encode(
-        self, query: str, documents: Sequence[str], max_tokens_per_doc: int | None = None
+        self,
+        query: str,
+        documents: Sequence[str],
+        max_tokens_per_doc: int | None = None,
+        *,
+        truncation: Truncation = "right",
     ) -> EncodedPairs:
-        """Tokenise one request's pairs; documents may first be cut to `max_tokens_per_doc` tokens."""
+        """Tokenise one request's pairs; documents may first be cut to `max_tokens_per_doc` tokens. Pairs
+        over max_length lose tokens at the end (`right`) or the start (`left`) of the longer text."""
         if max_tokens_per_doc is not None and max_tokens_per_doc < self.max_length:
             documents = self.cut_documents(documents, max_tokens_per_doc)
         query = query[: self.max_length * QUERY_CHARS_PER_TOKEN]
-        encodings = self._encode_pairs([(query, document) for document in documents])
+        encodings = self._encode_pairs[truncation]([(query, document) for document in documents])
         dtype = self._inputs["input_ids"]
         ids = [np.asarray(e.ids, dtype=dtype) for e in encodings]
         type_ids = [np.asarray(e.type_ids, dtype=dtype) for e in encodings] if self.uses_type_ids else []

@@ -114,7 +114,11 @@ class TEIRerankRequest(BaseModel):
     truncate: StrictBool | None = Field(
         None, description="Accepted for compatibility; pairs are always truncated to the server's max_length."
     )
-    truncation_direction: Literal["Right"] = Field("Right", description="Only right truncation is supported.")
+    truncation_direction: Literal["Right", "Left"] = Field(
+        "Right",
+        description="Which end of a pair over max_length loses tokens: Right cuts the end of the longer "
+        "text, Left its start.",
+    )
 
 
 class TEIRank(BaseModel):

@@ -232,3 +232,23 @@ async def test_fifty_concurrent_requests_each_get_exactly_their_own_results(
         got = {r["index"]: r["score"] for r in response.json()}
         assert sorted(got) == list(range(len(documents)))
         np.testing.assert_allclose([got[i] for i in range(len(documents))], expected, atol=1e-5)
+
+
+async def test_tei_left_truncation_scores_the_end_of_a_long_passage(
+    client: httpx.AsyncClient, engine: Engine
+) -> None:
+    """truncation_direction Left keeps a long passage's last tokens; Right (the default) its first."""
+    from tokenizers import Tokenizer
+
+    long_passage = " ".join(passages(3, max_words=200, seed=31))
+    plain = Tokenizer.from_file(str(engine.files.tokenizer))
+    plain.no_truncation()
+    room = engine.max_length - len(plain.encode(QUERY, add_special_tokens=False).ids) - engine.special_tokens
+    offsets = plain.encode(long_passage, add_special_tokens=False).offsets
+    head, tail = long_passage[: offsets[room - 1][1]], long_passage[offsets[-room][0] :]
+    body = {"query": QUERY, "texts": [long_passage], "raw_scores": True}
+    right = (await client.post("/rerank", json=body)).json()[0]["score"]
+    left = (await client.post("/rerank", json={**body, "truncation_direction": "Left"})).json()[0]["score"]
+    assert right == pytest.approx(float(engine_logits(engine, QUERY, [head])[0]), abs=1e-4)
+    assert left == pytest.approx(float(engine_logits(engine, QUERY, [tail])[0]), abs=1e-4)
+    assert left != pytest.approx(right, abs=1e-4)
