@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 import numpy as np
 import pytest
 from reranker_server.batcher import Batcher
-from reranker_server.engine import EncodedPairs, Engine, Feeds
+from reranker_server.engine import EncodedPairs, Engine, Feeds, Truncation
 from reranker_server.errors import DeadlineExceeded, InferenceFailed
 from reranker_server.metrics import Metrics
 
@@ -40,9 +40,14 @@ class PoisonedEngine(GatedEngine):
     ONNX Runtime then fails the whole call its pair is in, as it would on a corrupt input."""
 
     def encode(
-        self, query: str, documents: Sequence[str], max_tokens_per_doc: int | None = None
+        self,
+        query: str,
+        documents: Sequence[str],
+        max_tokens_per_doc: int | None = None,
+        *,
+        truncation: Truncation = "right",
     ) -> EncodedPairs:
-        pairs = super().encode(query, documents, max_tokens_per_doc)
+        pairs = super().encode(query, documents, max_tokens_per_doc, truncation=truncation)
         for row, document in enumerate(documents):
             if document == POISON:
                 pairs.ids[row][1] = 10**6
