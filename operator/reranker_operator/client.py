@@ -117,6 +117,12 @@ class KubeClient:
         body = {"metadata": {"ownerReferences": [dict(owner) for owner in owners]}}
         return await self._call("PATCH", resource.path(namespace, name), body=body, content_type=MERGE_PATCH)
 
+    async def merge_patch(
+        self, resource: ApiResource, namespace: str | None, name: str, body: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """A JSON merge patch: the lists it names are replaced whole, the rest of the object is kept."""
+        return await self._call("PATCH", resource.path(namespace, name), body=body, content_type=MERGE_PATCH)
+
     async def delete(self, resource: ApiResource, namespace: str | None, name: str) -> None:
         try:
             await self._call(

@@ -148,9 +148,11 @@ def owner_reference(owner: Mapping[str, Any]) -> dict[str, Any]:
 async def apply_shared(
     client: KubeClient, desired: dict[str, Any], owner: Mapping[str, Any]
 ) -> Change | None:
-    """Create a shared claim or Job once; later users only add themselves to its owners.
+    """Create a shared claim, Job or Job policy once; later users add themselves to its owners.
 
-    Neither is ever updated: a Job's template is immutable, and a claim's size is the user's to grow.
+    A Job's template is immutable and a claim's size is the user's to grow, so neither is updated. The
+    Job's NetworkPolicy follows the egress of the RerankerDeployment reconciled last (changing
+    `networkPolicy.preparationEgressPorts` must take effect; users of one recipe and claim should agree).
     """
     resource = kinds.of(desired)
     meta = desired["metadata"]
@@ -163,11 +165,15 @@ async def apply_shared(
             resource, {**desired, "metadata": {**desired["metadata"], "ownerReferences": [ours]}}
         )
         return Change("created", resource.kind, meta["name"])
+    change = None
+    if resource == kinds.NETWORK_POLICY and actual.get("spec", {}).get("egress") != desired["spec"]["egress"]:
+        await client.merge_patch(resource, meta["namespace"], meta["name"], {"spec": desired["spec"]})
+        change = Change("updated", resource.kind, meta["name"])
     owners = list(actual.get("metadata", {}).get("ownerReferences") or ())
     if any(ref.get("uid") == ours["uid"] for ref in owners):
-        return None
+        return change
     await client.set_owners(resource, meta["namespace"], meta["name"], [*owners, ours])
-    return Change("shared", resource.kind, meta["name"])
+    return change or Change("shared", resource.kind, meta["name"])
 
 
 async def keeping_artefacts_in_use(client: KubeClient, job: dict[str, Any]) -> dict[str, Any]:

@@ -66,6 +66,14 @@ def violations(spec: RerankerDeploymentSpec, tenancy: Tenancy) -> list[str]:
                 f"spec.env may not read Secrets in this cluster ({', '.join(secret_env)}; "
                 "RERANKER_OPERATOR_ALLOW_SECRET_ENV is false): remove the secretKeyRef"
             )
+        # The API-key Secret is mounted into the server container: an image of the tenant's own could
+        # read any Secret it names. The operator's server image reads it only as keys.
+        if spec.auth.secret_name and spec.image:
+            found.append(
+                "spec.auth.secretName with a spec.image of your own may not be used in this cluster "
+                "(RERANKER_OPERATOR_ALLOW_SECRET_ENV is false): leave spec.image empty, so the operator's "
+                "server image reads the Secret only as API keys"
+            )
     return found
 
 

@@ -41,9 +41,10 @@ def _digest(key: str) -> bytes:
 
 @dataclass(frozen=True)
 class ApiKeys:
-    """The accepted keys, as digests only."""
+    """The accepted keys, as digests only; none, with the reason, when the file stopped holding any."""
 
     digests: tuple[bytes, ...]
+    problem: str | None = None
 
     @classmethod
     def parse(cls, text: str, source: str) -> ApiKeys:
@@ -75,11 +76,17 @@ def _read(path: Path) -> tuple[ApiKeys, tuple[int, int]]:
 
 
 class KeyFile:
-    """The keys of one file, re-read when the file changes; a bad new version keeps the old keys."""
+    """The keys of one file, re-read when the file changes.
+
+    A new version that is empty, unreadable or gone accepts no key at all (fail closed): emptying the
+    Secret is how an operator revokes every key, and the server must not keep serving the old ones.
+    """
 
     def __init__(self, path: Path, *, clock: Callable[[], float] = time.monotonic) -> None:
         self.path = path
         self._clock = clock
+        self._keys: ApiKeys
+        self._version: tuple[int, int] | None
         self._keys, self._version = _read(path)
         self._checked = clock()
         self._lock = threading.Lock()
@@ -100,7 +107,9 @@ class KeyFile:
             self._keys, self._version = _read(self.path)
             log.info("API keys reloaded from %s (%d keys)", self.path, len(self._keys.digests))
         except (OSError, ApiKeyError) as exc:
-            log.warning("keeping the previous API keys: %s", exc)
+            if self._keys.problem is None:
+                log.error("refusing every request until the API key file holds keys again: %s", exc)
+            self._keys, self._version = ApiKeys((), problem=str(exc)), None
 
 
 def presented_key(scope: Scope) -> str | None:
@@ -140,7 +149,13 @@ class ApiKeyGuard:
                 "this server requires an API key: send the header 'Authorization: Bearer <key>'",
                 param="Authorization",
             )
-        elif not self.keys.current().allows(key):
+        elif (keys := self.keys.current()).problem is not None:
+            error = Unauthorized(
+                "the server holds no valid API keys (its key file is empty or unreadable): every request "
+                "is refused until it holds keys again",
+                param="Authorization",
+            )
+        elif not keys.allows(key):
             error = Unauthorized("the API key is not valid", param="Authorization")
         else:
             await self.app(scope, receive, send)

@@ -103,14 +103,23 @@ def test_the_admission_policy_is_valid_kubernetes(kube_version):
         kubernetes_validate.validate(one(objects, kind), kube_version, strict=True)
 
 
-def admission_verdict(policy: dict[str, Any], cr: dict[str, Any]) -> list[str]:
-    """What the API server answers a CREATE of `cr`: the message of every failed validation."""
+def admission_verdict(
+    policy: dict[str, Any], cr: dict[str, Any], *, old: dict[str, Any] | None = None
+) -> list[str]:
+    """What the API server answers a CREATE of `cr` (an UPDATE from `old`): every failed validation's
+    message; none when a matchCondition leaves the request out."""
     environment = celpy.Environment()
 
     def evaluate(expression: str, activation: dict[str, Any]) -> Any:
         return environment.program(environment.compile(expression)).evaluate(activation)
 
-    activation: dict[str, Any] = {"object": celpy.json_to_cel(cr)}
+    activation: dict[str, Any] = {
+        "object": celpy.json_to_cel(cr),
+        "oldObject": celpy.json_to_cel(old),
+        "request": celpy.json_to_cel({"operation": "CREATE" if old is None else "UPDATE"}),
+    }
+    if not all(bool(evaluate(item["expression"], activation)) for item in policy["spec"]["matchConditions"]):
+        return []
     variables: dict[str, Any] = {}
     for variable in policy["spec"]["variables"]:
         variables[variable["name"]] = evaluate(variable["expression"], {**activation, "variables": variables})
@@ -147,6 +156,8 @@ CASES = {
     "secret-env": cr(env=SECRET_ENV),
     "field-env": cr(env=[{"name": "POD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}]),
     "everything": cr(image="docker.io/x:1", podTemplate={"serviceAccountName": "robot"}, env=SECRET_ENV),
+    "keys-for-the-operators-image": cr(auth={"secretName": "search-keys"}),
+    "keys-for-an-image-of-ones-own": cr(image="quay.io/team/reranker:1", auth={"secretName": "search-keys"}),
 }
 
 
@@ -162,6 +173,29 @@ def test_the_admission_policy_and_the_operator_refuse_the_same_specs_for_the_sam
         rule = checked.split(" (", 1)[0]
         assert admitted.startswith(rule), (admitted, checked)
         assert admitted.endswith(checked.rsplit("): ", 1)[1])
+
+
+def test_the_admission_policy_lets_finalizer_updates_and_deletions_of_older_objects_through():
+    policy = one(render(settings=RESTRICTIVE), "ValidatingAdmissionPolicy")
+    forbidden = CASES["foreign-image"]
+    assert admission_verdict(policy, forbidden), "a creation is refused"
+    finalized = {
+        **forbidden,
+        "metadata": {**forbidden["metadata"], "finalizers": ["kopf.zalando.org/KopfFinalizerMarker"]},
+    }
+    assert admission_verdict(policy, finalized, old=forbidden) == []
+    deleting = {
+        **finalized,
+        "metadata": {**finalized["metadata"], "deletionTimestamp": "2026-12-02T00:00:00Z"},
+    }
+    assert admission_verdict(policy, deleting, old=finalized) == []
+    changed = {**forbidden, "spec": {**forbidden["spec"], "maxCandidates": 50}}
+    assert admission_verdict(policy, changed, old=forbidden), "a spec change is checked again"
+
+
+def test_an_admission_policy_without_a_rule_is_refused_with_words():
+    with pytest.raises(HelmError, match=r"admissionPolicy\.enabled needs at least one tenancy rule"):
+        render(settings=("admissionPolicy.enabled=true",))
 
 
 def test_the_admission_policy_binding_follows_the_watched_namespaces():
@@ -204,3 +238,13 @@ def test_the_check_sends_the_first_key_of_the_file(tmp_path):
     keys = tmp_path / "api-keys"
     keys.write_text("# rotated monthly\nrk-first\nrk-second\n")
     assert load_script().first_key(str(keys)) == "rk-first"
+
+
+def test_a_digest_in_both_the_tag_and_digest_is_refused_naming_the_image():
+    with pytest.raises(HelmError, match="set its digest either in the tag"):
+        render(settings=(f"operator.image.tag=0.1.0@{DIGEST}", f"operator.image.digest={DIGEST}"))
+
+
+def test_deny_and_warn_together_are_refused_as_the_api_server_would():
+    with pytest.raises(HelmError, match="validationActions"):
+        render(settings=(*RESTRICTIVE, "admissionPolicy.validationActions={Deny,Warn}"))

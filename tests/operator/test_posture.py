@@ -9,7 +9,7 @@ from reranker_operator.plan import Capabilities, Plan, plan_children
 from reranker_operator.resources.common import ChildRef
 
 from tests.operator.conftest import children_of, condition, eventually
-from tests.operator.test_loop import create
+from tests.operator.test_loop import change_spec, create
 
 REF = ChildRef(cr_name="minilm", namespace="search")
 DIGEST = "sha256:" + "ab" * 32
@@ -222,6 +222,13 @@ def test_a_restricted_operator_names_the_rule_a_spec_breaks(fields, rule):
     assert "RERANKER_OPERATOR_" in violation
 
 
+def test_api_keys_for_an_image_of_ones_own_count_as_reading_a_secret():
+    s = spec(image="registry.example.com/ml/custom:1", auth={"secretName": "search-keys"})
+    (violation,) = tenancy.violations(s, RESTRICTED)
+    assert "spec.auth.secretName with a spec.image of your own may not be used" in violation
+    assert tenancy.violations(spec(auth={"secretName": "search-keys"}), RESTRICTED) == []
+
+
 def test_allowed_images_and_plain_env_pass_the_guardrails():
     s = spec(
         image=f"registry.example.com/ml/reranker-server@{DIGEST}",
@@ -278,3 +285,32 @@ async def test_a_spec_that_breaks_a_guardrail_is_degraded_and_nothing_is_applied
     assert "spec.image docker.io/someone/server:1 is not under an allowed prefix" in verdict["message"]
     assert "spec.podTemplate.serviceAccountName may not be set" in verdict["message"]
     assert children_of(cluster, "forbidden") == {}
+
+
+@pytest.mark.looptime
+@pytest.mark.timeout(120)
+async def test_a_changed_download_port_reaches_the_shared_preparation_policy(
+    cluster, running_operator, make_cr
+):
+    spec_ = {"model": {"id": "BAAI/bge-reranker-v2-m3", "cache": {"claimName": "models"}}}
+
+    def job_policy():
+        return next(
+            (
+                obj.raw
+                for (resource, _, name), obj in cluster.objects.items()
+                if resource.plural == "networkpolicies" and name.startswith("rr-prepare-") and not obj.deleted
+            ),
+            None,
+        )
+
+    async with running_operator():
+        await create(cluster, make_cr("bge", spec_))
+        created = await eventually(job_policy)
+        assert {"ports": [{"protocol": "TCP", "port": 443}]} in created["spec"]["egress"]
+        await change_spec(cluster, "bge", {"networkPolicy": {"preparationEgressPorts": [8443]}}, 2)
+        updated = await eventually(
+            lambda: {"ports": [{"protocol": "TCP", "port": 8443}]} in (job_policy() or {})["spec"]["egress"]
+        )
+    assert updated
+    assert len(job_policy()["metadata"]["ownerReferences"]) == 1

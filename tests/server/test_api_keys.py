@@ -103,7 +103,7 @@ async def test_without_a_key_file_the_server_is_open(client: httpx.AsyncClient) 
     assert (await client.post("/v1/rerank", json=COHERE_BODY)).status_code == 200
 
 
-def test_a_rotated_key_file_is_picked_up_and_a_broken_one_keeps_the_old_keys(tmp_path: Path) -> None:
+def test_a_rotated_key_file_is_picked_up_and_an_emptied_one_revokes_every_key(tmp_path: Path) -> None:
     now = [0.0]
     path = key_file(tmp_path, KEY)
     keys = KeyFile(path, clock=lambda: now[0])
@@ -115,7 +115,28 @@ def test_a_rotated_key_file_is_picked_up_and_a_broken_one_keeps_the_old_keys(tmp
     assert not keys.current().allows(KEY)
     path.write_text("\n")
     now[0] += RECHECK_S
-    assert keys.current().allows(OTHER_KEY), "an empty new version must not open the server"
+    assert not keys.current().allows(OTHER_KEY), "emptying the Secret revokes the keys: fail closed"
+    assert "holds no API key" in (keys.current().problem or "")
+    path.unlink()
+    now[0] += RECHECK_S
+    assert keys.current().problem is not None
+    key_file(tmp_path, KEY)
+    now[0] += RECHECK_S
+    assert keys.current().allows(KEY), "keys again once the file holds some"
+
+
+async def test_after_its_keys_are_revoked_the_server_refuses_every_request_saying_why(
+    settings_factory: Callable[..., Settings], engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = key_file(tmp_path, KEY)
+    app = create_app(settings_factory(api_keys_file=path), engine=engine)
+    async with running_app(app) as client:
+        assert (await client.post("/v1/rerank", json=COHERE_BODY, headers=bearer(KEY))).status_code == 200
+        path.write_text("")
+        monkeypatch.setattr("reranker_server.auth.RECHECK_S", 0.0)
+        refused = await client.post("/v1/rerank", json=COHERE_BODY, headers=bearer(KEY))
+    assert refused.status_code == 401
+    assert "holds no valid API keys" in refused.json()["error"]["message"]
 
 
 @pytest.mark.parametrize(

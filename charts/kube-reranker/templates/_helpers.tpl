@@ -69,6 +69,9 @@ set, so the kubelet pulls exactly that image and the tag stays readable. The tag
 */}}
 {{- define "kube-reranker.image" -}}
 {{- $image := index . 0 }}
+{{- if and $image.digest (contains "@" (toString $image.tag)) }}
+{{- fail (printf "image %s: set its digest either in the tag (tag@sha256:...) or in digest, not both" $image.repository) }}
+{{- end }}
 {{- $reference := printf "%s:%s" $image.repository (default (index . 1) $image.tag) }}
 {{- if $image.digest }}{{ $reference = printf "%s@%s" $reference $image.digest }}{{ end }}
 {{- $reference }}
