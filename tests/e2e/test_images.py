@@ -8,13 +8,14 @@ packages the image must not carry absent. A broken image recipe therefore fails 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import shlex
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
@@ -390,18 +391,29 @@ def test_the_server_requirement_set_alone_becomes_ready_on_the_test_model(
 ) -> None:
     """What the dev venv hides (it has torch, and torch brings sympy): start-up needs only the image's set."""
     venv = fresh_venv("server")
+    with venv_server(venv, test_model_dir, tmp_path, QUANTIZE=quantize) as (base, process, log):
+        status = wait_for_ready(f"{base}/ready", process, timeout_s=120)
+    assert status == 200, log.read_text()[-4000:]
+
+
+@contextlib.contextmanager
+def venv_server(
+    venv: Path, model: Path, tmp_path: Path, **settings: str
+) -> Iterator[tuple[str, subprocess.Popen, Path]]:
+    """`reranker-server serve` run from a fresh venv's set alone on the test model (RERANKER_<name> from
+    `settings`); yields its base URL, the process and its log, and stops it."""
     port = free_port()
     env = {
         "PATH": f"{venv / 'bin'}:/usr/bin:/bin",
         "HOME": str(tmp_path),
-        "RERANKER_MODEL": str(test_model_dir),
+        "RERANKER_MODEL": str(model),
         "RERANKER_CACHE_DIR": str(tmp_path / "cache"),
-        "RERANKER_QUANTIZE": quantize,
         "RERANKER_HOST": "127.0.0.1",
         "RERANKER_PORT": str(port),
         "RERANKER_METRICS_PORT": "0",
         "RERANKER_MAX_CANDIDATES": "8",
         "RERANKER_MAX_LENGTH": "128",
+        **{f"RERANKER_{name}": value for name, value in settings.items()},
     }
     log = tmp_path / "server.log"
     with log.open("wb") as out:
@@ -409,10 +421,9 @@ def test_the_server_requirement_set_alone_becomes_ready_on_the_test_model(
             [str(venv / "bin/reranker-server"), "serve"], env=env, stdout=out, stderr=out
         )
     try:
-        status = wait_for_ready(f"http://127.0.0.1:{port}/ready", process, timeout_s=120)
+        yield f"http://127.0.0.1:{port}", process, log
     finally:
         stop_process(process, grace_s=30)
-    assert status == 200, log.read_text()[-4000:]
 
 
 def wait_for_ready(url: str, process: subprocess.Popen, timeout_s: float) -> int | None:
@@ -460,30 +471,9 @@ def test_the_gpu_set_on_a_node_without_a_driver_stays_unready_naming_libcuda(
     """The real server from the server-gpu set, fp16 prepared at start-up: where no driver is, /ready
     says why in the loader's words; where one is, the provider loads."""
     venv = fresh_venv("server-gpu")
-    port = free_port()
-    env = {
-        "PATH": f"{venv / 'bin'}:/usr/bin:/bin",
-        "HOME": str(tmp_path),
-        "RERANKER_MODEL": str(test_model_dir),
-        "RERANKER_CACHE_DIR": str(tmp_path / "cache"),
-        "RERANKER_BACKEND": "gpu",
-        "RERANKER_QUANTIZE": "fp16",
-        "RERANKER_HOST": "127.0.0.1",
-        "RERANKER_PORT": str(port),
-        "RERANKER_METRICS_PORT": "0",
-        "RERANKER_MAX_CANDIDATES": "8",
-        "RERANKER_MAX_LENGTH": "128",
-    }
-    log = tmp_path / "server.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [str(venv / "bin/reranker-server"), "serve"], env=env, stdout=out, stderr=out
-        )
-    try:
-        status = wait_for_ready(f"http://127.0.0.1:{port}/ready", process, timeout_s=180)
-        reason = httpx.get(f"http://127.0.0.1:{port}/ready", timeout=5).json().get("reason", "")
-    finally:
-        stop_process(process, grace_s=30)
+    with venv_server(venv, test_model_dir, tmp_path, BACKEND="gpu", QUANTIZE="fp16") as (base, process, log):
+        status = wait_for_ready(f"{base}/ready", process, timeout_s=180)
+        reason = httpx.get(f"{base}/ready", timeout=5).json().get("reason", "")
     if Path("/dev/nvidiactl").exists():
         assert status == 200, log.read_text()[-4000:]
         return

@@ -23,6 +23,20 @@ FUSABLE_MODEL_TYPES: Final = frozenset(
 )
 
 
+def optimize_bert(source: Path, config: dict[str, Any], *, use_gpu: bool) -> Any:
+    """ONNX Runtime's transformers optimizer over a BERT-family graph (its OnnxModel), for CPU or GPU."""
+    from onnxruntime.transformers.optimizer import optimize_model
+
+    return optimize_model(
+        str(source),
+        model_type="bert",
+        num_heads=int(config.get("num_attention_heads", 0)),
+        hidden_size=int(config.get("hidden_size", 0)),
+        opt_level=0,
+        use_gpu=use_gpu,
+    )
+
+
 class FusionUnavailable(RuntimeError):
     """This graph cannot be fused; it is served as it is (correct, only slower and bigger)."""
 
@@ -38,15 +52,7 @@ def fuse_graph(
     model_type = config.get("model_type")
     if model_type not in FUSABLE_MODEL_TYPES:
         raise FusionUnavailable(f"no attention fusion for model_type {model_type!r}")
-    from onnxruntime.transformers.optimizer import optimize_model
-
-    optimized = optimize_model(
-        str(source),
-        model_type="bert",
-        num_heads=int(config.get("num_attention_heads", 0)),
-        hidden_size=int(config.get("hidden_size", 0)),
-        opt_level=0,
-    )
+    optimized = optimize_bert(source, config, use_gpu=False)
     fused = optimized.get_fused_operator_statistics()
     if not fused.get("Attention") and not fused.get("MultiHeadAttention"):
         raise FusionUnavailable(f"the attention pattern of {source} was not recognised")

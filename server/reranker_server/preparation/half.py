@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from reranker_server.preparation.export import EXTERNAL_DATA_THRESHOLD_BYTES
-from reranker_server.preparation.fusion import FUSABLE_MODEL_TYPES
+from reranker_server.preparation.fusion import FUSABLE_MODEL_TYPES, optimize_bert
 
 log = logging.getLogger(__name__)
 
@@ -37,18 +37,10 @@ def convert_fp16(
     """Write the fp16 version of `source` to `destination`; returns the fused operators it contains."""
     import onnx
     from onnxruntime.transformers.onnx_model import OnnxModel
-    from onnxruntime.transformers.optimizer import optimize_model
 
     fused: dict[str, int] = {}
     if config.get("model_type") in FUSABLE_MODEL_TYPES:
-        model = optimize_model(
-            str(source),
-            model_type="bert",
-            num_heads=int(config.get("num_attention_heads", 0)),
-            hidden_size=int(config.get("hidden_size", 0)),
-            opt_level=0,
-            use_gpu=True,
-        )
+        model = optimize_bert(source, config, use_gpu=True)
         fused = {name: count for name, count in model.get_fused_operator_statistics().items() if count}
     else:
         model = OnnxModel(onnx.load(str(source)))
