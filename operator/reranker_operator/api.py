@@ -628,11 +628,17 @@ class RerankerDeploymentSpec(ApiModel):
 
     @model_validator(mode="after")
     def _cross_field_rules(self) -> RerankerDeploymentSpec:
-        GPU_FIELDS_NEED_GPU_BACKEND.require(self.gpu is None or self.backend == "gpu")
-        INT8_NEEDS_CPU.require(not (self.backend == "gpu" and self.model.quantization == "int8"))
-        FP16_NEEDS_GPU.require(not (self.backend == "cpu" and self.model.quantization == "fp16"))
-        REQUEST_TOKENS_BOUNDED.require(self.max_candidates * self.model.max_length <= MAX_TOKENS_PER_REQUEST)
-        ENV_NOT_MANAGED.require(all(item.get("name") not in MANAGED_ENV for item in self.env))
+        """Every broken rule at once, as the API server lists every failed CEL rule."""
+        checks = (
+            (GPU_FIELDS_NEED_GPU_BACKEND, self.gpu is None or self.backend == "gpu"),
+            (INT8_NEEDS_CPU, not (self.backend == "gpu" and self.model.quantization == "int8")),
+            (FP16_NEEDS_GPU, not (self.backend == "cpu" and self.model.quantization == "fp16")),
+            (REQUEST_TOKENS_BOUNDED, self.max_candidates * self.model.max_length <= MAX_TOKENS_PER_REQUEST),
+            (ENV_NOT_MANAGED, all(item.get("name") not in MANAGED_ENV for item in self.env)),
+        )
+        broken = [rule.message for rule, holds in checks if not holds]
+        if broken:
+            raise ValueError("; ".join(broken))
         return self
 
 

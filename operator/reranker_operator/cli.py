@@ -16,9 +16,11 @@ from pathlib import Path
 from typing import Any, Final
 
 import kopf.cli
+import kubernetes
 import yaml
 
 from reranker_operator import api, config, crdgen, naming, tenancy
+from reranker_operator.client import load_configuration
 from reranker_operator.plan import Capabilities, owned, plan_children
 from reranker_operator.resources.adapter import render_adapter_values
 from reranker_operator.resources.common import ChildRef
@@ -83,6 +85,7 @@ def render(
     """Every child the operator would apply for the RerankerDeployments in `documents`, plus warnings."""
     objects: list[dict[str, Any]] = []
     warnings: list[str] = []
+    problems: list[str] = []
     for document in documents:
         if document is None:
             continue
@@ -90,12 +93,19 @@ def render(
             raise RenderError(f"expected {naming.API_VERSION} {naming.KIND}, got {document.get('kind')}")
         meta = {"namespace": "default", **(document.get("metadata") or {})}
         name = meta.get("name", "")
+        found = []
         try:
             api.check_name(name)
+        except ValueError as exc:
+            found.append(f"metadata.name: {exc}")
+        try:
             spec = api.parse_spec(document.get("spec") or {})
             tenancy.check(spec, settings.tenancy)
         except ValueError as exc:
-            raise RenderError(f"{naming.KIND} {name or '<unnamed>'}: {exc}") from None
+            found.append(str(exc))
+        if found:
+            problems.append(f"{naming.KIND} {name or '<unnamed>'}: {'; '.join(found)}")
+            continue
         wanted = capabilities
         if spec.autoscaling.enabled and spec.autoscaling.metrics_source == "keda":
             wanted = Capabilities(
@@ -106,13 +116,20 @@ def render(
         # Owner references need the live object's uid; a manifest from disk usually has none.
         rendered = (*plan.shared, *plan.children)
         objects += owned(rendered, {**document, "metadata": meta}) if meta.get("uid") else list(rendered)
+    if problems:
+        raise RenderError("\n".join(problems))
     return objects, warnings
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="reranker-operator", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
-    run = commands.add_parser("run", help="run the operator (settings from RERANKER_OPERATOR_* variables)")
+    run = commands.add_parser(
+        "run",
+        help="run the operator (settings from RERANKER_OPERATOR_* variables)",
+        epilog=config.settings_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     run.add_argument("-v", "--verbose", action="store_true", help="log handler progress")
     run.add_argument("--debug", action="store_true", help="log every API request")
     show = commands.add_parser("render", help="print the objects the operator would apply, with no cluster")
@@ -162,11 +179,38 @@ def main(argv: Sequence[str] | None = None) -> None:
             documents = [doc for path in args.filename for doc in yaml.safe_load_all(path.read_text())]
             objects, warnings = render(documents, settings, capabilities)
         except (OSError, yaml.YAMLError, RenderError) as exc:
-            sys.exit(f"reranker-operator render: {exc}")
+            sys.exit("\n".join(f"reranker-operator render: {line}" for line in str(exc).splitlines()))
         for warning in warnings:
             print(f"warning: {warning}", file=sys.stderr)
         sys.stdout.write(yaml.safe_dump_all(objects, sort_keys=False, explicit_start=True))
     else:
+        problem = cluster_configuration_problem(settings)
+        if problem is not None:
+            print(f"reranker-operator run: {problem}", file=sys.stderr)
+            sys.exit(2)
         kopf.cli.main(
             args=kopf_argv(settings, verbose=args.verbose, debug=args.debug), prog_name="reranker-operator"
         )
+
+
+def cluster_configuration_problem(settings: config.OperatorConfig) -> str | None:
+    """Why no cluster can be reached with these settings, in one line; None when a configuration loads.
+
+    Only a missing or broken configuration stops the operator here: API errors after a successful
+    start are kopf's to retry, as they always were.
+    """
+    try:
+        load_configuration(settings)
+    except (kubernetes.config.ConfigException, OSError, TypeError, ValueError) as exc:
+        source = (
+            "the in-cluster service account (KUBERNETES_SERVICE_HOST is set)"
+            if settings.in_cluster
+            else f"KUBECONFIG={settings.kubeconfig}"
+            if settings.kubeconfig
+            else "~/.kube/config (KUBECONFIG is unset and this is not a pod)"
+        )
+        return (
+            f"no usable cluster configuration: looked for {source}: {str(exc).strip().splitlines()[0]}; "
+            "run it in a pod with its service account, or point KUBECONFIG at a kubeconfig"
+        )
+    return None

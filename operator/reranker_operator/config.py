@@ -48,13 +48,15 @@ class OperatorConfig(BaseModel):
     pod_id: str | None = Field(
         None, description="This replica's name among its peers (POD_ID, the pod name; kopf reads it too)."
     )
-    server_image: str = DEFAULT_SERVER_IMAGE
-    server_gpu_image: str = DEFAULT_SERVER_GPU_IMAGE
+    server_image: str = Field(DEFAULT_SERVER_IMAGE, description="Server image when a spec names none.")
+    server_gpu_image: str = Field(DEFAULT_SERVER_GPU_IMAGE, description="The same for backend: gpu.")
     export_image: str = Field(DEFAULT_EXPORT_IMAGE, description="The image model preparation runs in.")
     prometheus_url: str | None = Field(
         None, description="Prometheus HTTP API base URL, for KEDA and SLO status."
     )
-    log_format: Literal["text", "json"] = "text"
+    log_format: Literal["text", "json"] = Field(
+        "text", description="text for people, json for log pipelines."
+    )
     resync_seconds: int = Field(300, ge=10, le=86_400, description="How often every CR is re-reconciled.")
     metrics_port: int | None = Field(None, ge=1, le=65_535, description="Port of the operator's /metrics.")
     liveness_port: int = Field(
@@ -127,6 +129,40 @@ class OperatorConfig(BaseModel):
                 for error in exc.errors(include_url=False)
             )
             raise ConfigError(problems) from None
+
+
+#: The variable each setting is read from (from_env's mapping), for `run --help`.
+ENV_NAMES: Final = {
+    "namespaces": f"{ENV_PREFIX}NAMESPACES",
+    "peering": f"{ENV_PREFIX}PEERING",
+    "pod_id": "POD_ID",
+    "server_image": f"{ENV_PREFIX}SERVER_IMAGE",
+    "server_gpu_image": f"{ENV_PREFIX}SERVER_GPU_IMAGE",
+    "export_image": f"{ENV_PREFIX}EXPORT_IMAGE",
+    "prometheus_url": f"{ENV_PREFIX}PROMETHEUS_URL",
+    "log_format": f"{ENV_PREFIX}LOG_FORMAT",
+    "resync_seconds": f"{ENV_PREFIX}RESYNC_SECONDS",
+    "metrics_port": f"{ENV_PREFIX}METRICS_PORT",
+    "liveness_port": f"{ENV_PREFIX}LIVENESS_PORT",
+    "kubeconfig": "KUBECONFIG",
+    "in_cluster": "KUBERNETES_SERVICE_HOST",
+    "allowed_image_prefixes": f"{ENV_PREFIX}ALLOWED_IMAGE_PREFIXES",
+    "allow_service_account": f"{ENV_PREFIX}ALLOW_SERVICE_ACCOUNT",
+    "allow_secret_env": f"{ENV_PREFIX}ALLOW_SECRET_ENV",
+}
+
+
+def settings_help() -> str:
+    """Every setting with its variable, default and meaning: the epilog of `reranker-operator run --help`."""
+    lines = ["settings (environment variables; the chart sets them):"]
+    for field, info in OperatorConfig.model_fields.items():
+        default = info.default
+        shown = ",".join(default) if isinstance(default, tuple) else default
+        meaning = info.description or field.replace("_", " ")
+        lines.append(
+            f"  {ENV_NAMES[field]:<44} {meaning} [default: {shown if shown not in ('', None) else 'unset'}]"
+        )
+    return "\n".join(lines)
 
 
 def _switch(value: str | None, name: str) -> bool:

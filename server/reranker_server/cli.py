@@ -106,10 +106,12 @@ def run_serve(args: argparse.Namespace) -> int:
     from reranker_server import logs
     from reranker_server.api import create_app
     from reranker_server.auth import ApiKeyError
-    from reranker_server.serve import run
+    from reranker_server.serve import port_problem, run
 
     settings = settings_or_exit(args)
     logs.configure(settings.log_format)
+    if (problem := port_problem(settings)) is not None:
+        sys.exit(f"reranker-server: {problem}")
     try:
         app = create_app(settings)
     except ApiKeyError as exc:

@@ -10,6 +10,7 @@ second signal stops at once.
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import signal
 import socket
@@ -56,6 +57,28 @@ class DrainingServer(uvicorn.Server):
         if not idle:
             log.warning("drain timeout (%.0f s) passed with requests still in flight", self.drain_timeout_s)
         self.should_exit = True
+
+
+def port_problem(settings: Settings) -> str | None:
+    """A listening port someone else holds, named with its flag, before any of the server starts.
+
+    Found late, the metrics listener's bind fails as a traceback inside the app's start-up; checked
+    here it is one line that says what to change.
+    """
+    ports = [(settings.port, "--port / RERANKER_PORT")]
+    if settings.metrics_port:
+        ports.append((settings.metrics_port, "--metrics-port / RERANKER_METRICS_PORT"))
+    for port, option in ports:
+        family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((settings.host, port))
+            except OSError as exc:
+                if exc.errno == errno.EADDRINUSE:
+                    return f"port {port} on {settings.host} is already in use: choose another with {option}"
+                return f"cannot listen on {settings.host}:{port} ({exc.strerror}): check {option} and --host"
+    return None
 
 
 def run(app: FastAPI, settings: Settings) -> None:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
-from reranker_operator import cli, config
+from reranker_operator import api, cli, config, naming
 
 from tests.operator.conftest import EXAMPLES, RESOURCES_DIR, ROOT
 
@@ -104,6 +105,78 @@ def test_render_of_an_invalid_manifest_fails_and_names_the_problem():
     assert "min-above-max" in result.stderr
     assert "replicas.min must be less than or equal to replicas.max" in result.stderr
     assert result.stdout == ""
+
+
+def test_render_reports_every_problem_of_every_manifest_at_once(tmp_path):
+    broken = {
+        "apiVersion": naming.API_VERSION,
+        "kind": naming.KIND,
+        "metadata": {"name": "Bad_Name"},
+        "spec": {
+            "model": {"id": "m", "quantization": "int8"},
+            "backend": "gpu",
+            "gpu": {"count": 1},
+            "maxCandidates": 5000,
+        },
+    }
+    manifest = tmp_path / "bad.yaml"
+    manifest.write_text(yaml.safe_dump_all([broken, {**broken, "metadata": {"name": "second"}}]))
+    result = run_cli("render", "-f", str(manifest))
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert [line.split(": ", 2)[1] for line in lines] == [
+        "RerankerDeployment Bad_Name",
+        "RerankerDeployment second",
+    ]
+    assert "metadata.name" in lines[0]
+    assert "maxCandidates" in lines[1]
+    invalid = len(
+        [doc for doc in yaml.safe_load_all((RESOURCES_DIR / "invalid-specs.yaml").read_text()) if doc]
+    )
+    assert (
+        len(run_cli("render", "-f", str(RESOURCES_DIR / "invalid-specs.yaml")).stderr.strip().splitlines())
+        == invalid
+    )
+
+
+def test_a_spec_that_breaks_several_rules_hears_of_each():
+    with pytest.raises(api.InvalidSpecError) as raised:
+        api.parse_spec(
+            {
+                "model": {"id": "m", "quantization": "int8", "maxLength": 8192},
+                "backend": "gpu",
+                "maxCandidates": 1000,
+                "env": [{"name": "RERANKER_MODEL", "value": "x"}],
+            }
+        )
+    message = str(raised.value)
+    for rule in ("int8 is a CPU optimisation", "maxCandidates x model.maxLength", "env must not set"):
+        assert rule in message
+
+
+def test_run_without_any_cluster_configuration_says_where_it_looked_and_exits_2(tmp_path):
+    result = subprocess.run(
+        [BIN, "run"],
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert "no usable cluster configuration: looked for ~/.kube/config" in line
+    assert "KUBECONFIG" in line
+
+
+def test_run_help_lists_every_setting_with_its_variable_and_default():
+    shown = run_cli("run", "--help").stdout
+    for field, variable in config.ENV_NAMES.items():
+        assert variable in shown, field
+    assert "RERANKER_OPERATOR_RESYNC_SECONDS" in shown
+    assert "[default: 300]" in shown
+    readme_variables = set(re.findall(r"`(RERANKER_OPERATOR_[A-Z_]+)`", (ROOT / "README.md").read_text()))
+    assert readme_variables <= set(config.ENV_NAMES.values())
 
 
 def test_render_rejects_other_kinds():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -264,3 +265,36 @@ def _wait_until(predicate: Callable[[], bool], what: str, timeout_s: float = 60.
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.02)
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(
+    ("taken", "option"), [("RERANKER_PORT", "--port"), ("RERANKER_METRICS_PORT", "--metrics-port")]
+)
+def test_a_port_already_in_use_is_one_line_naming_the_setting(
+    test_model_dir: Path, tmp_path: Path, taken: str, option: str
+) -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        env = pod_env(test_model_dir, tmp_path / "cache", RERANKER_METRICS_PORT=str(free_port()))
+        env |= {
+            "RERANKER_HOST": "127.0.0.1",
+            "RERANKER_PORT": str(free_port()),
+            taken: str(port),
+            "PATH": str(BIN),
+        }
+        result = subprocess.run(
+            [BIN / "reranker-server", "serve"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=50,
+            check=False,
+        )
+    assert result.returncode != 0
+    (line,) = result.stderr.strip().splitlines()
+    assert line == f"reranker-server: port {port} on 127.0.0.1 is already in use: choose another with " + (
+        f"{option} / {taken}"
+    )
