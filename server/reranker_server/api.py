@@ -41,11 +41,13 @@ from reranker_server.metrics import Metrics
 from reranker_server.middleware import BodyGuard, RequestMetrics, note_admitted, note_candidates
 from reranker_server.schemas import (
     Health,
+    InfinityRerankRequest,
+    InfinityRerankResponse,
     Info,
     Readiness,
     RerankRequest,
     RerankResponse,
-    TEIRerankRequest,
+    SlashRerankRequest,
     TEIRerankResponse,
 )
 from reranker_server.warmup import WarmupReport, warm_up
@@ -329,16 +331,25 @@ ops_router = APIRouter(tags=["operations"])
 
 @tei_router.post(
     TEI_PATH,
-    response_model=TEIRerankResponse,
+    response_model=TEIRerankResponse | InfinityRerankResponse,
     operation_id="rerank",
     responses=ERROR_RESPONSES,
-    summary="Rerank texts against a query (text-embeddings-inference shape)",
+    summary="Rerank texts against a query (text-embeddings-inference or Infinity shape)",
 )
-async def rerank_tei(body: TEIRerankRequest, request: Request) -> Response:
+async def rerank_tei(body: SlashRerankRequest, request: Request) -> Response:
     """Score each text against the query; results sorted by score, best first.
 
-    Example: `{"query": "What is Deep Learning?", "texts": ["Deep Learning is ...", "hi"]}`
+    Example (TEI, answers a list): `{"query": "What is Deep Learning?", "texts": ["Deep Learning", "hi"]}`
+    Example (Infinity, answers `{"object": "rerank", "results": [...]}`): `{"query": "q", "documents": [...]}`
     """
+    if isinstance(body, InfinityRerankRequest):
+        outcome = await rerank(request, body.query, body.documents, param="documents")
+        if len(outcome.documents) != len(body.documents):
+            body = body.model_copy(update={"documents": list(outcome.documents)})
+        infinity = InfinityRerankResponse.build(
+            body, outcome.scored.logits, model=services(request).settings.model, tokens=outcome.scored.tokens
+        )
+        return json_response(infinity, outcome.headers())
     outcome = await rerank(
         request, body.query, body.texts, param="texts", truncation=body.truncation_direction.lower()
     )

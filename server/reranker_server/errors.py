@@ -177,7 +177,9 @@ def dotted_param(location: Sequence[Any]) -> str:
 
 
 def _is_union_branch(part: str) -> bool:
-    return part in {"str", "DocumentObject"} or part.startswith(("function-", "list[", "dict[", "union["))
+    return part in {"str", "DocumentObject", "tei", "infinity"} or part.startswith(
+        ("function-", "list[", "dict[", "union[")
+    )
 
 
 def install_error_handlers(app: FastAPI, *, on_error: Callable[[RerankerError], None]) -> None:

@@ -1,12 +1,13 @@
 """Request and response models of the HTTP API, in the shapes existing clients already send.
 
-`/rerank` is Hugging Face text-embeddings-inference's shape; `/v1/rerank` and `/v2/rerank` are
-Cohere's (also spoken by Jina and Infinity clients). Limits are named constants shared by
-validation, the OpenAPI schema and error messages.
+`/rerank` is Hugging Face text-embeddings-inference's shape, or Infinity's when the body carries
+`documents`; `/v1/rerank` and `/v2/rerank` are Cohere's (also spoken by Jina and Infinity clients).
+Limits are named constants shared by validation, the OpenAPI schema and error messages.
 """
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Sequence
 from typing import Annotated, Any, Final, Literal
@@ -17,9 +18,11 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    Discriminator,
     Field,
     RootModel,
     StrictBool,
+    Tag,
     WithJsonSchema,
 )
 
@@ -119,6 +122,38 @@ class TEIRerankRequest(BaseModel):
         description="Which end of a pair over max_length loses tokens: Right cuts the end of the longer "
         "text, Left its start.",
     )
+
+
+class InfinityRerankRequest(BaseModel):
+    """Infinity's /rerank body (infinity_client, LangChain's InfinityRerank): `documents`, not `texts`."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"query": "What is Deep Learning?", "documents": ["Deep Learning is ...", "hi"]}]
+        }
+    )
+
+    query: Query
+    documents: Annotated[
+        list[Text], Field(min_length=MIN_DOCUMENTS, description="Candidate passages to score.")
+    ]
+    return_documents: StrictBool = Field(False, description="Echo each document as a string in its result.")
+    raw_scores: StrictBool = Field(False, description="Return raw logits instead of sigmoid probabilities.")
+    model: str | None = Field(None, description="Accepted for compatibility; the server serves one model.")
+    top_n: int | None = Field(None, ge=MIN_TOP_N, description="Return only the best n (all when omitted).")
+
+
+def _rerank_shape(body: Any) -> str:
+    """TEI sends `texts`, Infinity `documents`: the body says which API it speaks."""
+    return "infinity" if isinstance(body, dict) and "documents" in body and "texts" not in body else "tei"
+
+
+#: /rerank's body: text-embeddings-inference's or Infinity's, told apart by their passage field, so a
+#: client only ever hears about its own API's fields.
+SlashRerankRequest = Annotated[
+    Annotated[TEIRerankRequest, Tag("tei")] | Annotated[InfinityRerankRequest, Tag("infinity")],
+    Discriminator(_rerank_shape),
+]
 
 
 class TEIRank(BaseModel):
@@ -260,6 +295,45 @@ class RerankResponse(BaseModel):
                 tokens=TokenCounts.model_construct(input_tokens=tokens, output_tokens=0),
             ),
             usage=Usage.model_construct(total_tokens=tokens, prompt_tokens=tokens),
+        )
+
+
+class InfinityRank(BaseModel):
+    relevance_score: float
+    index: int = Field(description="Position of the document in the request.")
+    document: str | None = None
+
+
+class InfinityRerankResponse(BaseModel):
+    """Infinity's answer: results best first, with `object`, `usage` and `created`, as its clients parse."""
+
+    object: Literal["rerank"] = "rerank"
+    results: list[InfinityRank]
+    model: str
+    usage: Usage
+    id: str
+    created: int
+
+    @classmethod
+    def build(
+        cls, request: InfinityRerankRequest, logits: np.ndarray, *, model: str, tokens: int
+    ) -> InfinityRerankResponse:
+        scores = logits if request.raw_scores else sigmoid(logits)
+        results = [
+            InfinityRank.model_construct(
+                relevance_score=float(scores[index]),
+                index=index,
+                document=request.documents[index] if request.return_documents else None,
+            )
+            for index in ranking(scores)[: request.top_n]
+        ]
+        return cls.model_construct(
+            object="rerank",
+            results=results,
+            model=model,
+            usage=Usage.model_construct(total_tokens=tokens, prompt_tokens=tokens),
+            id=f"rerank-{uuid.uuid4().hex}",
+            created=int(time.time()),
         )
 
 

@@ -252,3 +252,36 @@ async def test_tei_left_truncation_scores_the_end_of_a_long_passage(
     assert right == pytest.approx(float(engine_logits(engine, QUERY, [head])[0]), abs=1e-4)
     assert left == pytest.approx(float(engine_logits(engine, QUERY, [tail])[0]), abs=1e-4)
     assert left != pytest.approx(right, abs=1e-4)
+
+
+INFINITY = {"query": QUERY, "documents": DOCUMENTS, "return_documents": True, "top_n": 3, "model": "m"}
+
+
+async def test_slash_rerank_speaks_infinity_when_the_body_carries_documents(
+    client: httpx.AsyncClient, engine: Engine
+) -> None:
+    response = await client.post("/rerank", json=INFINITY)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["object"] == "rerank"
+    assert isinstance(body["created"], int)
+    assert body["id"].startswith("rerank-")
+    assert body["usage"]["total_tokens"] == body["usage"]["prompt_tokens"] > 0
+    expected = sigmoid(engine_logits(engine, QUERY, DOCUMENTS))
+    best = np.argsort(-expected, kind="stable")[:3].tolist()
+    assert [item["index"] for item in body["results"]] == best
+    for item in body["results"]:
+        assert item["relevance_score"] == pytest.approx(float(expected[item["index"]]), abs=1e-5)
+        assert item["document"] == DOCUMENTS[item["index"]], "Infinity's document is the string itself"
+
+
+async def test_a_body_with_neither_texts_nor_documents_hears_about_tei_fields(
+    client: httpx.AsyncClient,
+) -> None:
+    response = await client.post("/rerank", json={"query": QUERY})
+    assert response.status_code == 422
+    error = response.json()["error"]
+    assert error["param"] == "texts"
+    assert "tei" not in error["message"]
+    invalid = await client.post("/rerank", json={"query": QUERY, "documents": [], "raw_scores": 0})
+    assert invalid.json()["error"]["param"] == "documents"
