@@ -7,6 +7,7 @@ Limits are named constants shared by validation, the OpenAPI schema and error me
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import Sequence
@@ -24,6 +25,7 @@ from pydantic import (
     StrictBool,
     Tag,
     WithJsonSchema,
+    model_validator,
 )
 
 from reranker_server.engine import sigmoid
@@ -212,11 +214,40 @@ class RerankRequest(BaseModel):
         None, ge=1, description="Cohere v1, accepted for compatibility: documents are truncated, not chunked."
     )
     rank_fields: list[str] | None = Field(
-        None, description="Cohere v1, accepted; object documents rank on `text`."
+        None,
+        description="Cohere v1: object documents rank on these fields, in this order, as `field: value` "
+        "lines (documents that are strings rank as they are); without it, on `text`.",
     )
     raw_scores: StrictBool = Field(
         False, description="Infinity: return raw logits instead of sigmoid probabilities."
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _rank_on_fields(cls, data: Any) -> Any:
+        """Cohere v1's rank_fields: each object document becomes the named fields' `field: value` lines."""
+        if not isinstance(data, dict):
+            return data
+        fields, documents = data.get("rank_fields"), data.get("documents")
+        if not (isinstance(fields, list) and fields and all(isinstance(f, str) for f in fields)):
+            return data
+        if not isinstance(documents, list):
+            return data
+        return {
+            **data,
+            "documents": [fields_text(doc, fields) if isinstance(doc, dict) else doc for doc in documents],
+        }
+
+
+def fields_text(document: dict[str, Any], fields: Sequence[str]) -> Any:
+    """The rank_fields of one object document as text; the object itself when it has none of them (the
+    document validator then names the problem)."""
+    lines = [
+        f"{name}: {value if isinstance(value, str) else json.dumps(value)}"
+        for name in fields
+        if (value := document.get(name)) is not None
+    ]
+    return "\n".join(lines) if lines else document
 
 
 class DocumentText(BaseModel):

@@ -285,3 +285,47 @@ async def test_a_body_with_neither_texts_nor_documents_hears_about_tei_fields(
     assert "tei" not in error["message"]
     invalid = await client.post("/rerank", json={"query": QUERY, "documents": [], "raw_scores": 0})
     assert invalid.json()["error"]["param"] == "documents"
+
+
+async def test_cohere_rank_fields_rank_object_documents_on_the_named_fields_in_order(
+    client: httpx.AsyncClient, engine: Engine
+) -> None:
+    documents = [
+        {"title": "Readiness", "text": "A pod is ready when its probe succeeds.", "id": 7},
+        {"title": "Fruit", "text": "Bananas are yellow."},
+        "a plain string ranks as it is",
+    ]
+    body = {
+        "query": QUERY,
+        "documents": documents,
+        "rank_fields": ["title", "text"],
+        "return_documents": True,
+    }
+    response = await client.post("/v1/rerank", json=body)
+    assert response.status_code == 200, response.text
+    ranked_on = [
+        "title: Readiness\ntext: A pod is ready when its probe succeeds.",
+        "title: Fruit\ntext: Bananas are yellow.",
+        "a plain string ranks as it is",
+    ]
+    expected = sigmoid(engine_logits(engine, QUERY, ranked_on))
+    for item in response.json()["results"]:
+        assert item["relevance_score"] == pytest.approx(float(expected[item["index"]]), abs=1e-5)
+        assert item["document"]["text"] == ranked_on[item["index"]]
+
+
+async def test_without_rank_fields_object_documents_rank_on_text(
+    client: httpx.AsyncClient, engine: Engine
+) -> None:
+    body = {"query": QUERY, "documents": [{"title": "ignored", "text": "Bananas are yellow."}]}
+    score = (await client.post("/v1/rerank", json=body)).json()["results"][0]["relevance_score"]
+    assert score == pytest.approx(
+        float(sigmoid(engine_logits(engine, QUERY, ["Bananas are yellow."]))[0]), abs=1e-5
+    )
+
+
+async def test_an_object_document_with_none_of_the_rank_fields_is_named(client: httpx.AsyncClient) -> None:
+    body = {"query": QUERY, "documents": [{"body": "x"}], "rank_fields": ["title"]}
+    response = await client.post("/v1/rerank", json=body)
+    assert response.status_code == 422
+    assert response.json()["error"]["param"] == "documents.0"

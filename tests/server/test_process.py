@@ -298,3 +298,19 @@ def test_a_port_already_in_use_is_one_line_naming_the_setting(
     assert line == f"reranker-server: port {port} on 127.0.0.1 is already in use: choose another with " + (
         f"{option} / {taken}"
     )
+
+
+def test_the_cohere_v1_sdk_ranks_structured_documents_on_rank_fields(server: ServerProcess) -> None:
+    import cohere
+
+    documents = [{"title": "Readiness", "text": DOCUMENTS[0]}, {"title": "Other", "text": DOCUMENTS[1]}]
+    ranked = cohere.Client(api_key="unused", base_url=server.base).rerank(
+        model="rerank-english-v3.0",
+        query=QUERY,
+        documents=documents,
+        rank_fields=["title", "text"],
+        return_documents=True,
+    )
+    assert sorted(result.index for result in ranked.results) == [0, 1]
+    texts = {result.index: result.document.text for result in ranked.results if result.document}
+    assert texts[0] == f"title: Readiness\ntext: {DOCUMENTS[0]}"
