@@ -95,37 +95,20 @@ class OperatorConfig(BaseModel):
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str], *, default_pod_id: str | None = None) -> OperatorConfig:
-        def setting(name: str) -> str | None:
-            value = environ.get(ENV_PREFIX + name, "").strip()
-            return value or None
-
-        values: dict[str, object] = {
-            "namespaces": tuple(ns.strip() for ns in (setting("NAMESPACES") or "").split(",") if ns.strip()),
-            "peering": setting("PEERING"),
-            "pod_id": environ.get("POD_ID", "").strip() or default_pod_id,
-            "server_image": setting("SERVER_IMAGE") or DEFAULT_SERVER_IMAGE,
-            "server_gpu_image": setting("SERVER_GPU_IMAGE") or DEFAULT_SERVER_GPU_IMAGE,
-            "export_image": setting("EXPORT_IMAGE") or DEFAULT_EXPORT_IMAGE,
-            "prometheus_url": setting("PROMETHEUS_URL"),
-            "log_format": setting("LOG_FORMAT") or "text",
-            "resync_seconds": setting("RESYNC_SECONDS") or 300,
-            "metrics_port": setting("METRICS_PORT"),
-            "liveness_port": setting("LIVENESS_PORT") or DEFAULT_LIVENESS_PORT,
-            "kubeconfig": environ.get("KUBECONFIG") or None,
-            "in_cluster": bool(environ.get("KUBERNETES_SERVICE_HOST")),
-            "allowed_image_prefixes": tuple(
-                prefix.strip()
-                for prefix in (setting("ALLOWED_IMAGE_PREFIXES") or "").split(",")
-                if prefix.strip()
-            ),
-            "allow_service_account": _switch(setting("ALLOW_SERVICE_ACCOUNT"), "ALLOW_SERVICE_ACCOUNT"),
-            "allow_secret_env": _switch(setting("ALLOW_SECRET_ENV"), "ALLOW_SECRET_ENV"),
-        }
+        """Each setting from its variable (ENV_NAMES); unset or empty ones keep their defaults."""
+        given = {field: environ.get(name, "").strip() for field, name in ENV_NAMES.items()}
+        values: dict[str, object] = {field: value for field, value in given.items() if value}
+        for field in LIST_SETTINGS:
+            values[field] = tuple(item.strip() for item in given[field].split(",") if item.strip())
+        for field in SWITCH_SETTINGS:
+            values[field] = _switch(given[field] or None, ENV_NAMES[field])
+        values["pod_id"] = given["pod_id"] or default_pod_id
+        values["in_cluster"] = bool(given["in_cluster"])
         try:
             return cls.model_validate(values)
         except ValidationError as exc:
             problems = "; ".join(
-                f"{ENV_PREFIX}{str(error['loc'][0]).upper()}: {error['msg']}"
+                f"{ENV_NAMES.get(str(error['loc'][0]), str(error['loc'][0]))}: {error['msg']}"
                 for error in exc.errors(include_url=False)
             )
             raise ConfigError(problems) from None
@@ -152,6 +135,11 @@ ENV_NAMES: Final = {
 }
 
 
+#: Comma-separated lists and true/false switches, parsed before validation.
+LIST_SETTINGS: Final = ("namespaces", "allowed_image_prefixes")
+SWITCH_SETTINGS: Final = ("allow_service_account", "allow_secret_env")
+
+
 def settings_help() -> str:
     """Every setting with its variable, default and meaning: the epilog of `reranker-operator run --help`."""
     lines = ["settings (environment variables; the chart sets them):"]
@@ -165,13 +153,13 @@ def settings_help() -> str:
     return "\n".join(lines)
 
 
-def _switch(value: str | None, name: str) -> bool:
+def _switch(value: str | None, variable: str) -> bool:
     """Unset means allowed; anything but a clear yes or no is an error, never a silent default."""
     if value is None or value.lower() in TRUE_WORDS:
         return True
     if value.lower() in FALSE_WORDS:
         return False
-    raise ConfigError(f"{ENV_PREFIX}{name}: expected true or false, got {value!r}")
+    raise ConfigError(f"{variable}: expected true or false, got {value!r}")
 
 
 def load() -> OperatorConfig:

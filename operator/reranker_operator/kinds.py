@@ -81,6 +81,9 @@ PRUNABLE: Final = (HPA, PDB, NETWORK_POLICY, SERVICE_MONITOR, PROMETHEUS_RULE, S
 # Shared by the RerankerDeployments that prepare one recipe into one claim: never pruned by one of them
 # (the preparation Job's NetworkPolicy, a NETWORK_POLICY, is shared the same way).
 SHARED: Final = (JOB, PVC)
+# Shared kinds whose spec follows the last user reconciled; a Job's template is immutable and a claim's
+# size is the user's to grow, so those are created once and never changed.
+SHARED_SPEC_FOLLOWS: Final = (NETWORK_POLICY,)
 # Children whose API comes from a CRD that may or may not be installed.
 OPTIONAL: Final = (SERVICE_MONITOR, PROMETHEUS_RULE, SCALED_OBJECT)
 

@@ -150,9 +150,9 @@ async def apply_shared(
 ) -> Change | None:
     """Create a shared claim, Job or Job policy once; later users add themselves to its owners.
 
-    A Job's template is immutable and a claim's size is the user's to grow, so neither is updated. The
-    Job's NetworkPolicy follows the egress of the RerankerDeployment reconciled last (changing
-    `networkPolicy.preparationEgressPorts` must take effect; users of one recipe and claim should agree).
+    Kinds in `kinds.SHARED_SPEC_FOLLOWS` (the Job's NetworkPolicy) take the spec of the RerankerDeployment
+    reconciled last, so a changed `networkPolicy.preparationEgressPorts` takes effect; users of one
+    recipe and claim should agree on it.
     """
     resource = kinds.of(desired)
     meta = desired["metadata"]
@@ -166,7 +166,7 @@ async def apply_shared(
         )
         return Change("created", resource.kind, meta["name"])
     change = None
-    if resource == kinds.NETWORK_POLICY and actual.get("spec", {}).get("egress") != desired["spec"]["egress"]:
+    if resource in kinds.SHARED_SPEC_FOLLOWS and not owned_fields_match(desired["spec"], actual.get("spec")):
         await client.merge_patch(resource, meta["namespace"], meta["name"], {"spec": desired["spec"]})
         change = Change("updated", resource.kind, meta["name"])
     owners = list(actual.get("metadata", {}).get("ownerReferences") or ())

@@ -344,10 +344,12 @@ async def rerank_tei(body: SlashRerankRequest, request: Request) -> Response:
     """
     if isinstance(body, InfinityRerankRequest):
         outcome = await rerank(request, body.query, body.documents, param="documents")
-        if len(outcome.documents) != len(body.documents):
-            body = body.model_copy(update={"documents": list(outcome.documents)})
         infinity = InfinityRerankResponse.build(
-            body, outcome.scored.logits, model=services(request).settings.model, tokens=outcome.scored.tokens
+            body,
+            outcome.scored.logits,
+            outcome.documents,
+            model=services(request).settings.model,
+            tokens=outcome.scored.tokens,
         )
         return json_response(infinity, outcome.headers())
     outcome = await rerank(

@@ -105,15 +105,8 @@ class Engine:
         # Longest-first keeps a query shorter than its passage whole and cuts the passage; a very
         # long query is cut too (to about half of max_length) instead of failing the request.
         self._pairs.enable_truncation(self.max_length, strategy="longest_first")
-        # TEI's truncation_direction Left: the same, cutting tokens from the start instead of the end.
-        self._pairs_left = Tokenizer.from_file(str(files.tokenizer))
-        self._pairs_left.no_padding()
-        self._pairs_left.enable_truncation(self.max_length, strategy="longest_first", direction="left")
         # encode_batch_fast skips character offsets, which scoring never needs (older tokenizers lack it).
-        self._encode_pairs = {
-            direction: getattr(tokenizer, "encode_batch_fast", tokenizer.encode_batch)
-            for direction, tokenizer in (("right", self._pairs), ("left", self._pairs_left))
-        }
+        self._encode_pairs = {"right": getattr(self._pairs, "encode_batch_fast", self._pairs.encode_batch)}
         self._plain = Tokenizer.from_file(str(files.tokenizer))
         self._plain.no_padding()
         self._plain.no_truncation()
@@ -137,12 +130,22 @@ class Engine:
         if max_tokens_per_doc is not None and max_tokens_per_doc < self.max_length:
             documents = self.cut_documents(documents, max_tokens_per_doc)
         query = query[: self.max_length * QUERY_CHARS_PER_TOKEN]
-        encodings = self._encode_pairs[truncation]([(query, document) for document in documents])
+        encodings = self._pair_encoder(truncation)([(query, document) for document in documents])
         dtype = self._inputs["input_ids"]
         ids = [np.asarray(e.ids, dtype=dtype) for e in encodings]
         type_ids = [np.asarray(e.type_ids, dtype=dtype) for e in encodings] if self.uses_type_ids else []
         lengths = np.fromiter((len(i) for i in ids), dtype=np.int64, count=len(ids))
         return EncodedPairs(ids=ids, type_ids=type_ids, lengths=lengths)
+
+    def _pair_encoder(self, truncation: Truncation) -> Any:
+        """TEI's truncation_direction Left cuts from the start: a second tokenizer, built on first use (a
+        large vocabulary costs tens of MB) by the one thread that tokenises for this engine."""
+        if truncation not in self._encode_pairs:
+            left = Tokenizer.from_file(str(self.files.tokenizer))
+            left.no_padding()
+            left.enable_truncation(self.max_length, strategy="longest_first", direction="left")
+            self._encode_pairs[truncation] = getattr(left, "encode_batch_fast", left.encode_batch)
+        return self._encode_pairs[truncation]
 
     def cut_documents(self, documents: Sequence[str], max_tokens: int) -> list[str]:
         """Cut each document's text after its `max_tokens`-th token (Cohere's max_tokens_per_doc)."""

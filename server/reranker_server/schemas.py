@@ -347,14 +347,21 @@ class InfinityRerankResponse(BaseModel):
 
     @classmethod
     def build(
-        cls, request: InfinityRerankRequest, logits: np.ndarray, *, model: str, tokens: int
+        cls,
+        request: InfinityRerankRequest,
+        logits: np.ndarray,
+        documents: Sequence[str],
+        *,
+        model: str,
+        tokens: int,
     ) -> InfinityRerankResponse:
+        """`documents` are those scored: the request's, or its first k under the truncate policy."""
         scores = logits if request.raw_scores else sigmoid(logits)
         results = [
             InfinityRank.model_construct(
                 relevance_score=float(scores[index]),
                 index=index,
-                document=request.documents[index] if request.return_documents else None,
+                document=documents[index] if request.return_documents else None,
             )
             for index in ranking(scores)[: request.top_n]
         ]

@@ -61,7 +61,8 @@ def test_with_a_shared_cache_the_server_only_resolves_names_and_the_job_download
         job_policy["spec"]["podSelector"]["matchLabels"]
         == p.preparation.job["spec"]["template"]["metadata"]["labels"]
     )
-    assert job_policy["spec"]["ingress"] == []
+    assert job_policy["spec"].get("ingress", []) == []
+    assert "Ingress" in job_policy["spec"]["policyTypes"], "no rule: no connection in"
     assert {"ports": [{"protocol": "TCP", "port": 443}]} in job_policy["spec"]["egress"]
     assert p.shared.index(job_policy) < p.shared.index(p.preparation.job), "isolated before its pod starts"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from reranker_operator import api, status
 from reranker_operator.config import OperatorConfig
 from reranker_operator.plan import Capabilities, Plan, Problem, plan_children
@@ -292,47 +293,35 @@ def test_conditions_are_set_by_type_on_the_freshest_body():
     assert body["status"]["conditions"] is unchanged
 
 
-def test_a_pod_that_refused_its_artefact_says_why_in_degraded() -> None:
-    refused = pod()
-    refused["status"]["containerStatuses"][0]["lastState"] = {
-        "terminated": {
-            "exitCode": 137,
-            "reason": "Error",
-            "message": "IntegrityCheckFailed: integrity check failed: largest logit error 2.1 (allowed 1e-3)",
-        }
-    }
-    degraded = conditions(reconciled(deployment(), pods=[refused]))["Degraded"]
-    assert (degraded["status"], degraded["reason"]) == ("True", "IntegrityCheckFailed")
-    assert "pod rr-5d8f-x2 refused its model: integrity check failed" in degraded["message"]
-
-
-def test_a_pod_whose_api_key_file_is_unusable_says_it_refused_to_serve_open():
-    refused = pod()
-    refused["status"]["containerStatuses"][0]["lastState"] = {
-        "terminated": {
-            "exitCode": 1,
-            "reason": "Error",
-            "message": "ApiKeysUnusable: --api-keys-file / RERANKER_API_KEYS_FILE: the API key file "
+@pytest.mark.parametrize(
+    ("message", "reason", "said"),
+    [
+        (
+            "IntegrityCheckFailed: integrity check failed: largest logit error 2.1 (allowed 1e-3)",
+            "IntegrityCheckFailed",
+            ["pod rr-5d8f-x2 refused its model: integrity check failed"],
+        ),
+        (
+            "ApiKeysUnusable: --api-keys-file / RERANKER_API_KEYS_FILE: the API key file "
             "/etc/kube-reranker/api-keys/api-keys holds no API key",
-        }
-    }
-    degraded = conditions(reconciled(deployment(), pods=[refused]))["Degraded"]
-    assert (degraded["status"], degraded["reason"]) == ("True", "ApiKeysUnusable")
-    assert "pod rr-5d8f-x2 refused to serve without API keys" in degraded["message"]
-    assert "holds no API key" in degraded["message"]
-
-
-def test_a_gpu_pod_without_a_usable_cuda_provider_names_the_missing_library():
+            "ApiKeysUnusable",
+            ["pod rr-5d8f-x2 refused to serve without API keys", "holds no API key"],
+        ),
+        (
+            "GPUUnavailable: backend gpu: ONNX Runtime's CUDAExecutionProvider cannot load "
+            "(libcuda.so.1: cannot open shared object file: No such file or directory)",
+            "GPUUnavailable",
+            ["pod rr-5d8f-x2 cannot use a GPU: backend gpu", "libcuda.so.1"],
+        ),
+    ],
+    ids=["refused-artefact", "unusable-api-keys", "no-cuda-provider"],
+)
+def test_a_pod_that_refused_to_start_says_why_in_degraded(message: str, reason: str, said: list[str]) -> None:
     refused = pod()
     refused["status"]["containerStatuses"][0]["lastState"] = {
-        "terminated": {
-            "exitCode": 137,
-            "reason": "Error",
-            "message": "GPUUnavailable: backend gpu: ONNX Runtime's CUDAExecutionProvider cannot load "
-            "(libcuda.so.1: cannot open shared object file: No such file or directory)",
-        }
+        "terminated": {"exitCode": 1, "reason": "Error", "message": message}
     }
     degraded = conditions(reconciled(deployment(), pods=[refused]))["Degraded"]
-    assert (degraded["status"], degraded["reason"]) == ("True", "GPUUnavailable")
-    assert "pod rr-5d8f-x2 cannot use a GPU: backend gpu" in degraded["message"]
-    assert "libcuda.so.1" in degraded["message"]
+    assert (degraded["status"], degraded["reason"]) == ("True", reason)
+    for words in said:
+        assert words in degraded["message"]

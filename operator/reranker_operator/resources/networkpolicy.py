@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any, Final
 
 from reranker_operator import naming
-from reranker_operator.api import LabelSelector, NetworkPeer, RerankerDeploymentSpec
+from reranker_operator.api import NetworkPeer, RerankerDeploymentSpec
 from reranker_operator.resources.common import ChildRef, metadata
 
 DNS_PORT: Final = 53
@@ -20,29 +20,9 @@ DNS_PORT: Final = 53
 DNS_EGRESS: Final = {"ports": [{"protocol": "UDP", "port": DNS_PORT}, {"protocol": "TCP", "port": DNS_PORT}]}
 
 
-def selector(selected: LabelSelector) -> dict[str, Any]:
-    rendered: dict[str, Any] = {}
-    if selected.match_labels:
-        rendered["matchLabels"] = dict(selected.match_labels)
-    if selected.match_expressions:
-        rendered["matchExpressions"] = [
-            {
-                "key": item.key,
-                "operator": item.operator,
-                **({"values": list(item.values)} if item.values else {}),
-            }
-            for item in selected.match_expressions
-        ]
-    return rendered
-
-
 def peer(allowed: NetworkPeer) -> dict[str, Any]:
-    rendered: dict[str, Any] = {}
-    if allowed.namespace_selector is not None:
-        rendered["namespaceSelector"] = selector(allowed.namespace_selector)
-    if allowed.pod_selector is not None:
-        rendered["podSelector"] = selector(allowed.pod_selector)
-    return rendered
+    """The peer as Kubernetes spells it; empty selector parts are left out (`{}` still selects all)."""
+    return allowed.model_dump(by_alias=True, exclude_none=True, exclude_defaults=True)
 
 
 def preparation_egress(spec: RerankerDeploymentSpec) -> list[dict[str, Any]]:
@@ -86,8 +66,9 @@ def build_preparation_policy(spec: RerankerDeploymentSpec, job: dict[str, Any]) 
         "metadata": {"name": meta["name"], "namespace": meta["namespace"], "labels": dict(meta["labels"])},
         "spec": {
             "podSelector": {"matchLabels": dict(job["spec"]["template"]["metadata"]["labels"])},
+            # Ingress listed with no rule denies every connection; an empty `ingress: []` would read back
+            # as absent (omitempty) and look like drift on every reconcile.
             "policyTypes": ["Ingress", "Egress"],
-            "ingress": [],
             "egress": preparation_egress(spec),
         },
     }

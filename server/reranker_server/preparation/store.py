@@ -250,25 +250,33 @@ class ModelStore:
         return target / GRAPH_NAME
 
     def half_graph(self, model: str, graph: Path, config: dict[str, Any]) -> tuple[Path, bool]:
-        """The fp16 version of `graph` (fused for the GPU where it can be), built once; and if it is fused."""
-        import onnx
+        """The fp16 version of `graph` (fused for the GPU where it can be), built once; and if it is fused.
 
+        What fusion found is written beside the graph at build time, so a start-up that reuses the
+        cache reads a few bytes instead of parsing the graph again.
+        """
         from reranker_server.preparation.half import FUSED_ATTENTION, RECIPE, convert_fp16
 
         target = self.cache_dir / "fp16" / cache_key(model, graph.parent, [graph], salt=RECIPE)
         if not (target / GRAPH_NAME).is_file():
             log.info("converting %s to fp16 once into %s", graph, target)
-        build_atomically(
-            target,
-            lambda scratch: convert_fp16(
+
+        def build(scratch: Path) -> None:
+            fused = convert_fp16(
                 graph,
                 scratch / GRAPH_NAME,
                 config,
                 external_data_threshold_bytes=self.external_data_threshold_bytes,
-            ),
-        )
-        nodes = onnx.load(str(target / GRAPH_NAME), load_external_data=False).graph.node
-        return target / GRAPH_NAME, any(node.op_type in FUSED_ATTENTION for node in nodes)
+            )
+            (scratch / FUSED_OPERATORS_NAME).write_text(json.dumps(fused))
+
+        build_atomically(target, build)
+        fused = json.loads((target / FUSED_OPERATORS_NAME).read_text())
+        return target / GRAPH_NAME, bool(FUSED_ATTENTION & set(fused))
+
+
+#: Beside a cached fp16 graph: the fused operators the conversion produced (not part of any artefact).
+FUSED_OPERATORS_NAME: Final = "fused-operators.json"
 
 
 def build_atomically(final: Path, build: Callable[[Path], object]) -> Path:
