@@ -4,6 +4,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+DEMO_STAMP := $(VENV)/.demo-installed
 export PATH := $(CURDIR)/build/tools/bin:$(CURDIR)/$(BIN):$(PATH)
 
 .PHONY: help venv tools images lint test test-fast demo bench crds openapi docs clean
@@ -18,6 +19,14 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 venv: $(STAMP) ## create .venv with every extra the tests and benchmarks use
+
+# The demo needs only what a user installs to try the server and render manifests: no torch. Into the
+# same .venv (a later `make venv` adds the rest); when .venv already holds everything, this is a no-op.
+$(DEMO_STAMP): pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[server,operator]'
+	touch $(DEMO_STAMP)
 
 tools: ## install helm, Prometheus/promtool and podman (cached under build/tools and the system)
 	bash scripts/install-tools.sh
@@ -35,8 +44,8 @@ test: venv tools lint ## everything CI runs: deps, tools, lint, the whole suite
 test-fast: $(STAMP) ## the suite without tests that start processes or export models
 	$(BIN)/pytest -m "not slow"
 
-demo: venv ## the main job, offline: build a model, serve it, rerank, render manifests
-	$(BIN)/python scripts/demo.py
+demo: $(DEMO_STAMP) ## the main job, offline: build a model, serve it, rerank, render manifests (server+operator extras)
+	$(BIN)/python scripts/demo.py $(DEMO_ARGS)
 
 bench: venv ## side-by-side latency benchmark -> bench/results/*.json + PNG (takes minutes)
 	$(BIN)/python -m bench.run

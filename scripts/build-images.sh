@@ -105,10 +105,18 @@ tar -C "$root" --exclude=__pycache__ --exclude='*.egg-info' -cf - \
   Dockerfile .dockerignore pyproject.toml README.md docker server operator | tar -C "$context" -xf -
 find "$context" -exec touch --no-dereference --date=@0 {} +
 
+# A rebuild leaves the image it replaced untagged. Those are removed once every target is built,
+# children before parents, or every edit to the sources would keep another 4 GB of images on the disk
+# (the layer cache keeps what a later build can reuse).
+replaced=()
 build() {  # build <target> <tag> [extra podman build args...]
-  local target=$1 tag=$2; shift 2
+  local target=$1 tag=$2 before; shift 2
+  before=$(podman image inspect --format '{{.Id}}' "$tag" 2>/dev/null || true)
   podman build "${common[@]}" "$@" --target "$target" -t "$tag" "$context" \
     >"$state/build-$target.log" 2>&1 || { tail -30 "$state/build-$target.log" >&2; return 1; }
+  if [ -n "$before" ] && [ "$before" != "$(podman image inspect --format '{{.Id}}' "$tag")" ]; then
+    replaced=("$before" "${replaced[@]}")
+  fi
 }
 
 report="$state/report.json"
@@ -129,3 +137,4 @@ done
 printf '  "base": {"image": "%s", "reference": "%s", "debian_version": "%s"}\n}\n' "$base_image" "$base_ref" \
   "$base_version" >>"$report.tmp"
 mv "$report.tmp" "$report"
+for image in "${replaced[@]}"; do podman rmi "$image" >/dev/null 2>&1 || true; done

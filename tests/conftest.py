@@ -15,6 +15,7 @@ from typing import Any, Final
 import numpy as np
 import pytest
 import yaml
+from reranker_server.testmodel import ModelShape, make_test_model
 
 ROOT: Final = Path(__file__).resolve().parents[1]
 EXAMPLES_DIR: Final = ROOT / "examples"
@@ -25,29 +26,17 @@ Reference = Callable[[str, Sequence[str], int], np.ndarray]
 TEST_MODEL_LAYERS = 2
 TEST_MODEL_HIDDEN = 32
 TEST_MODEL_SEED = 0
-#: A machine without the export stack (torch, transformers), such as a GPU machine lent for the gpu
-#: tests, points this at the test model built elsewhere (`python -m tests.build_test_model DIR`).
-PREBUILT_TEST_MODEL_ENV = "KUBE_RERANKER_TEST_MODEL"
-
-
-def build_test_model(out: Path) -> Path:
-    """The shared test model, built into `out` (torch and transformers needed)."""
-    from reranker_server.testmodel import ModelShape, make_test_model
-
-    shape = ModelShape(layers=TEST_MODEL_LAYERS, hidden=TEST_MODEL_HIDDEN, seed=TEST_MODEL_SEED)
-    return make_test_model(out, shape)
+TEST_MODEL_SHAPE = ModelShape(layers=TEST_MODEL_LAYERS, hidden=TEST_MODEL_HIDDEN, seed=TEST_MODEL_SEED)
 
 
 @pytest.fixture(scope="session")
 def test_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A seeded BERT cross-encoder built locally, laid out like a hub reranker.
+    """A seeded BERT cross-encoder built locally (no torch), laid out like a hub reranker.
 
     Holds config.json, model.safetensors, tokenizer.json and onnx/model.onnx, so
     `reranker-server serve --model <dir>` needs neither the hub nor torch. Scores are meaningless.
     """
-    if prebuilt := os.environ.get(PREBUILT_TEST_MODEL_ENV):
-        return Path(prebuilt)
-    return build_test_model(tmp_path_factory.mktemp("test-model"))
+    return make_test_model(tmp_path_factory.mktemp("test-model"), TEST_MODEL_SHAPE)
 
 
 def pytorch_logits(model_dir: Path) -> Reference:
@@ -85,13 +74,12 @@ def checkpoints(test_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) 
     weights) and XLM-R (XLMRobertaForSequenceClassification, bge-reranker-v2-m3's architecture)."""
     import shutil
 
-    from reranker_server.testmodel import ModelShape, make_test_model
-
     root = tmp_path_factory.mktemp("checkpoints")
     bert = root / "bert"
     shutil.copytree(test_model_dir, bert, ignore=shutil.ignore_patterns("onnx"))
-    shape = ModelShape(layers=TEST_MODEL_LAYERS, hidden=TEST_MODEL_HIDDEN, seed=TEST_MODEL_SEED)
-    xlmr = make_test_model(root / "xlm-roberta", shape, with_onnx=False, architecture="xlm-roberta")
+    xlmr = make_test_model(
+        root / "xlm-roberta", TEST_MODEL_SHAPE, with_onnx=False, architecture="xlm-roberta"
+    )
     return {"bert": bert, "xlm-roberta": xlmr}
 
 

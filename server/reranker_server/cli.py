@@ -17,7 +17,7 @@ from pathlib import Path
 
 from reranker_server.config import Settings, SettingsError, add_options, settings_from
 
-EXPORT_FIELDS = ("model", "revision", "cache_dir", "quantize", "backend", "log_format")
+EXPORT_FIELDS = ("model", "revision", "cache_dir", "quantize", "backend", "log_format", "log_level")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -109,7 +109,7 @@ def run_serve(args: argparse.Namespace) -> int:
     from reranker_server.serve import port_problem, run
 
     settings = settings_or_exit(args)
-    logs.configure(settings.log_format)
+    logs.configure(settings.log_format, settings.log_level)
     if (problem := port_problem(settings)) is not None:
         sys.exit(f"reranker-server: {problem}")
     try:
@@ -129,7 +129,7 @@ def run_export(args: argparse.Namespace) -> int:
     from reranker_server.preparation.store import ModelStore
 
     settings = settings_or_exit(args)
-    logs.configure(settings.log_format)
+    logs.configure(settings.log_format, settings.log_level)
     store = ModelStore(settings.cache_dir, offline=settings.hub_offline)
     try:
         files = store.resolve(
@@ -150,7 +150,7 @@ def run_prepare(args: argparse.Namespace) -> int:
     from reranker_server.preparation.prepare import exit_code_for, prepare, result_line
 
     settings = settings_or_exit(args)
-    logs.configure(settings.log_format)
+    logs.configure(settings.log_format, settings.log_level)
     recipe = settings.recipe
     try:
         prepared = prepare(recipe, out=args.out, cache_dir=settings.cache_dir, offline=settings.hub_offline)

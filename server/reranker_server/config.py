@@ -62,6 +62,7 @@ class Settings(BaseModel):
     drain_timeout_s: Annotated[float, Field(ge=0)] = 20
     max_request_bytes: Annotated[int, Field(ge=1024)] = 2_097_152
     log_format: Literal["text", "json"] = "text"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
     api_keys_file: Path | None = None
     # Not a flag: Hugging Face's own switch, read at the edge so the model store gets it explicitly.
     hub_offline: bool = False
@@ -153,6 +154,11 @@ OPTIONS: Final[tuple[Option, ...]] = (
     Option("drain_timeout_s", "after SIGTERM, how long in-flight requests may take to finish"),
     Option("max_request_bytes", "largest request body accepted (413 beyond)"),
     Option("log_format", "text or json"),
+    Option(
+        "log_level",
+        "debug, info, warning or error; below debug, other libraries' INFO lines (ONNX Runtime's optimizer "
+        "and quantizer) are left out",
+    ),
     Option(
         "api_keys_file",
         "a file of API keys, one per line (re-read when it changes): the rerank routes and /info then need "

@@ -27,13 +27,35 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(entry).decode()
 
 
-def configure(log_format: Literal["text", "json"], level: int = logging.INFO) -> None:
+#: Loggers whose INFO lines are ours to show: the server's own and uvicorn's start-up and access lines.
+OWN_LOGGERS: Final = ("reranker_server", "uvicorn")
+LEVELS: Final = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+}
+Level = Literal["debug", "info", "warning", "error"]
+
+
+class OthersBelowWarning(logging.Filter):
+    """Drops other libraries' records below WARNING. ONNX Runtime's optimizer logs each fusion and its
+    quantizer one line per tensor (through the root logger): dozens of lines per preparation that say
+    nothing to an operator. `--log-level debug` shows them."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.WARNING or record.name.startswith(OWN_LOGGERS)
+
+
+def configure(log_format: Literal["text", "json"], level: Level = "info") -> None:
     """Route every logger (ours, uvicorn's, ONNX Runtime's Python side) through one handler."""
     handler = logging.StreamHandler()
     handler.setFormatter(JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT))
+    if level != "debug":
+        handler.addFilter(OthersBelowWarning())
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(level)
+    root.setLevel(LEVELS[level])
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True

@@ -1,17 +1,25 @@
-"""`reranker-server make-test-model`: a small, seeded BERT cross-encoder built entirely offline.
+"""`reranker-server make-test-model`: a small, seeded BERT cross-encoder built offline, without torch.
 
-Tests, CI and offline demos need a model without the hub. This builds a real BERT-style
-sequence-classification checkpoint (random weights, one logit) and a real WordPiece tokenizer
-over a fixed vocabulary, laid out like a hub reranker: transformers files at the top and, unless
-asked not to, `onnx/model.onnx` beside them. Its scores are meaningless, its shapes and compute are
-real; it says so in its output, its config.json and its README.
+Tests, CI and offline demos need a model without the hub, and trying the server should need only the
+`server` extra. This draws seeded weights with numpy the way transformers initialises them, and writes
+a real sequence-classification checkpoint (model.safetensors + config.json, loadable by transformers), a
+real WordPiece (or, for XLM-R, Unigram) tokenizer over a fixed vocabulary and, unless asked not to,
+`onnx/model.onnx` computed from the same weights (reranker_server.testgraph): laid out like a hub
+reranker. Its scores are meaningless, its shapes and compute are real; it says so in its output, its
+config.json and its README.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Final
+
+import numpy as np
+from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
+
+from reranker_server.testgraph import LAYER_NORM_EPS, XLMR_PAD_ID, Architecture, build_graph
 
 MEANINGLESS_NOTE: Final = (
     "TEST MODEL built by `reranker-server make-test-model`: random weights, its scores are MEANINGLESS. "
@@ -49,7 +57,6 @@ query document passage search rerank reranker ranking relevance score latency th
 model server cpu gpu memory cache kubernetes pod replica request response retrieval candidate answer
 """
 WORDS: Final = tuple(WORD_LIST.split())
-Architecture = Literal["bert", "xlm-roberta"]
 
 
 @dataclass(frozen=True)
@@ -90,29 +97,127 @@ def make_test_model(
     SentencePiece-style tokenizer, `<s> A </s></s> B </s>` pairs, no token types, positions offset
     past the padding index.
     """
-    import torch
+    from safetensors.numpy import save_file
 
-    from reranker_server.preparation.export import GRAPH_NAME, export_module
+    from reranker_server.preparation.export import GRAPH_NAME
 
     out.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(shape.seed)
     if architecture == "bert":
-        model, input_names = _bert(out, shape)
+        vocab_size, config = _bert_tokenizer(out, shape), _bert_config(shape)
     else:
-        model, input_names = _xlm_roberta(out, shape)
-    model.config.kube_reranker_note = MEANINGLESS_NOTE
-    model.save_pretrained(out)
+        vocab_size, config = _xlm_roberta_tokenizer(out, shape), _xlm_roberta_config(shape)
+    config |= {"vocab_size": vocab_size, "kube_reranker_note": MEANINGLESS_NOTE}
+    weights = initial_weights(shape, architecture, vocab_size, config["max_position_embeddings"])
+    save_file(weights, str(out / "model.safetensors"), metadata={"format": "pt"})
+    (out / "config.json").write_text(json.dumps(config, indent=2) + "\n")
     (out / "README.md").write_text(f"# Test model\n\n{MEANINGLESS_NOTE}\n\nShape: {shape} ({architecture})\n")
     if with_onnx:
+        graph = build_graph(
+            weights, architecture=architecture, layers=shape.layers, heads=shape.attention_heads
+        )
         (out / "onnx").mkdir(exist_ok=True)
-        export_module(model, out / "onnx" / GRAPH_NAME, input_names=input_names)
+        (out / "onnx" / GRAPH_NAME).write_bytes(graph.SerializeToString())
     return out
 
 
-def _bert(out: Path, shape: ModelShape) -> tuple[Any, list[str]]:
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
-    from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
+def initial_weights(
+    shape: ModelShape, architecture: Architecture, vocab_size: int, positions: int
+) -> dict[str, np.ndarray]:
+    """transformers' initialisation, drawn from one seeded generator: every matrix and embedding
+    ~ N(0, initializer_range), biases 0, LayerNorm 1 and 0, the padding rows of the embeddings 0."""
+    rng = np.random.default_rng(shape.seed)
+    hidden, inner = shape.hidden, shape.intermediate_size
+    base = "bert" if architecture == "bert" else "roberta"
+    weights: dict[str, np.ndarray] = {}
 
+    def normal(name: str, *dims: int) -> None:
+        weights[name] = rng.normal(0.0, shape.initializer_range, dims).astype(np.float32)
+
+    def linear(prefix: str, out_features: int, in_features: int) -> None:
+        normal(f"{prefix}.weight", out_features, in_features)
+        weights[f"{prefix}.bias"] = np.zeros(out_features, dtype=np.float32)
+
+    def layer_norm(prefix: str) -> None:
+        weights[f"{prefix}.weight"] = np.ones(hidden, dtype=np.float32)
+        weights[f"{prefix}.bias"] = np.zeros(hidden, dtype=np.float32)
+
+    pad = 0 if architecture == "bert" else XLMR_PAD_ID
+    normal(f"{base}.embeddings.word_embeddings.weight", vocab_size, hidden)
+    weights[f"{base}.embeddings.word_embeddings.weight"][pad] = 0.0
+    normal(f"{base}.embeddings.position_embeddings.weight", positions, hidden)
+    if architecture == "xlm-roberta":
+        weights[f"{base}.embeddings.position_embeddings.weight"][pad] = 0.0
+    normal(f"{base}.embeddings.token_type_embeddings.weight", 2 if architecture == "bert" else 1, hidden)
+    layer_norm(f"{base}.embeddings.LayerNorm")
+    for layer in range(shape.layers):
+        prefix = f"{base}.encoder.layer.{layer}"
+        for projection in ("query", "key", "value"):
+            linear(f"{prefix}.attention.self.{projection}", hidden, hidden)
+        linear(f"{prefix}.attention.output.dense", hidden, hidden)
+        layer_norm(f"{prefix}.attention.output.LayerNorm")
+        linear(f"{prefix}.intermediate.dense", inner, hidden)
+        linear(f"{prefix}.output.dense", hidden, inner)
+        layer_norm(f"{prefix}.output.LayerNorm")
+    if architecture == "bert":
+        linear("bert.pooler.dense", hidden, hidden)
+        linear("classifier", 1, hidden)
+    else:
+        linear("classifier.dense", hidden, hidden)
+        linear("classifier.out_proj", 1, hidden)
+    return weights
+
+
+def _encoder_config(shape: ModelShape) -> dict[str, object]:
+    return {
+        "hidden_size": shape.hidden,
+        "num_hidden_layers": shape.layers,
+        "num_attention_heads": shape.attention_heads,
+        "intermediate_size": shape.intermediate_size,
+        "hidden_act": "gelu",
+        "layer_norm_eps": LAYER_NORM_EPS,
+        "initializer_range": shape.initializer_range,
+        "position_embedding_type": "absolute",
+        "num_labels": 1,
+        "id2label": {"0": "LABEL_0"},
+        "label2id": {"LABEL_0": 0},
+    }
+
+
+def _bert_config(shape: ModelShape) -> dict[str, object]:
+    return {
+        "architectures": ["BertForSequenceClassification"],
+        "model_type": "bert",
+        **_encoder_config(shape),
+        "max_position_embeddings": shape.max_positions,
+        "type_vocab_size": 2,
+        "pad_token_id": 0,
+    }
+
+
+def _xlm_roberta_config(shape: ModelShape) -> dict[str, object]:
+    return {
+        "architectures": ["XLMRobertaForSequenceClassification"],
+        "model_type": "xlm-roberta",
+        **_encoder_config(shape),
+        # XLM-R numbers positions from padding_idx + 1: two more slots than usable tokens.
+        "max_position_embeddings": shape.max_positions + 2,
+        "type_vocab_size": 1,
+        "pad_token_id": XLMR_PAD_ID,
+        "bos_token_id": 0,
+        "eos_token_id": 2,
+    }
+
+
+def _save_tokenizer(out: Path, tokenizer: Tokenizer, settings: dict[str, object]) -> int:
+    """tokenizer.json plus the two small files transformers' AutoTokenizer reads beside it."""
+    tokenizer.save(str(out / "tokenizer.json"))
+    specials = {k: v for k, v in settings.items() if k.endswith("_token")}
+    (out / "tokenizer_config.json").write_text(json.dumps(settings, indent=2) + "\n")
+    (out / "special_tokens_map.json").write_text(json.dumps(specials, indent=2) + "\n")
+    return tokenizer.get_vocab_size(with_added_tokens=True)
+
+
+def _bert_tokenizer(out: Path, shape: ModelShape) -> int:
     vocab = vocabulary()
     ids = {token: index for index, token in enumerate(vocab)}
     tokenizer = Tokenizer(models.WordPiece(ids, unk_token="[UNK]", max_input_chars_per_word=100))
@@ -124,25 +229,26 @@ def _bert(out: Path, shape: ModelShape) -> tuple[Any, list[str]]:
         special_tokens=[("[CLS]", ids["[CLS]"]), ("[SEP]", ids["[SEP]"])],
     )
     tokenizer.decoder = decoders.WordPiece()
-    BertTokenizerFast(tokenizer_object=tokenizer, model_max_length=shape.max_positions).save_pretrained(out)
-    config = BertConfig(
-        vocab_size=len(vocab),
-        hidden_size=shape.hidden,
-        num_hidden_layers=shape.layers,
-        num_attention_heads=shape.attention_heads,
-        intermediate_size=shape.intermediate_size,
-        max_position_embeddings=shape.max_positions,
-        num_labels=1,
-        initializer_range=shape.initializer_range,
-        attn_implementation="eager",
+    tokenizer.add_special_tokens(list(SPECIAL_TOKENS))
+    (out / "vocab.txt").write_text("\n".join(vocab) + "\n")
+    return _save_tokenizer(
+        out,
+        tokenizer,
+        {
+            "tokenizer_class": "BertTokenizer",
+            "do_lower_case": True,
+            "model_max_length": shape.max_positions,
+            "clean_up_tokenization_spaces": False,
+            "unk_token": "[UNK]",
+            "sep_token": "[SEP]",
+            "pad_token": "[PAD]",
+            "cls_token": "[CLS]",
+            "mask_token": "[MASK]",
+        },
     )
-    return BertForSequenceClassification(config).eval(), ["input_ids", "attention_mask", "token_type_ids"]
 
 
-def _xlm_roberta(out: Path, shape: ModelShape) -> tuple[Any, list[str]]:
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
-    from transformers import XLMRobertaConfig, XLMRobertaForSequenceClassification, XLMRobertaTokenizerFast
-
+def _xlm_roberta_tokenizer(out: Path, shape: ModelShape) -> int:
     specials = ["<s>", "<pad>", "</s>", "<unk>"]
     words = [f"\u2581{word}" for word in WORDS]
     characters = [*ALPHABET, *PUNCTUATION]
@@ -161,31 +267,20 @@ def _xlm_roberta(out: Path, shape: ModelShape) -> tuple[Any, list[str]]:
     tokenizer.pre_tokenizer = pre_tokenizers.Metaspace(replacement="\u2581", prepend_scheme="always")
     tokenizer.decoder = decoders.Metaspace(replacement="\u2581", prepend_scheme="always")
     tokenizer.post_processor = processors.RobertaProcessing(sep=("</s>", 2), cls=("<s>", 0))
-    XLMRobertaTokenizerFast(
-        tokenizer_object=tokenizer,
-        bos_token="<s>",
-        eos_token="</s>",
-        sep_token="</s>",
-        cls_token="<s>",
-        unk_token="<unk>",
-        pad_token="<pad>",
-        mask_token="<mask>",
-        model_max_length=shape.max_positions,
-    ).save_pretrained(out)
-    config = XLMRobertaConfig(
-        vocab_size=len(pieces),
-        hidden_size=shape.hidden,
-        num_hidden_layers=shape.layers,
-        num_attention_heads=shape.attention_heads,
-        intermediate_size=shape.intermediate_size,
-        # XLM-R numbers positions from padding_idx + 1: two more slots than usable tokens.
-        max_position_embeddings=shape.max_positions + 2,
-        type_vocab_size=1,
-        pad_token_id=1,
-        bos_token_id=0,
-        eos_token_id=2,
-        num_labels=1,
-        initializer_range=shape.initializer_range,
-        attn_implementation="eager",
+    tokenizer.add_special_tokens([*specials, "<mask>"])
+    return _save_tokenizer(
+        out,
+        tokenizer,
+        {
+            "tokenizer_class": "XLMRobertaTokenizer",
+            "model_max_length": shape.max_positions,
+            "clean_up_tokenization_spaces": False,
+            "bos_token": "<s>",
+            "eos_token": "</s>",
+            "sep_token": "</s>",
+            "cls_token": "<s>",
+            "unk_token": "<unk>",
+            "pad_token": "<pad>",
+            "mask_token": "<mask>",
+        },
     )
-    return XLMRobertaForSequenceClassification(config).eval(), ["input_ids", "attention_mask"]

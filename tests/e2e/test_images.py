@@ -12,6 +12,7 @@ import contextlib
 import json
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -330,34 +331,52 @@ def test_build_context_holds_only_what_the_images_install() -> None:
 # -- requirement sets in fresh venvs (slow: real pip installs, cached by pip) --------------------------
 
 
+#: Sets that are no image's: `make demo` installs the project with these extras (Makefile's demo stamp).
+DEMO_SETS: Final = {"demo": [".[server,operator]"]}
+
+
 def run(cmd: list[str], timeout: int) -> subprocess.CompletedProcess[str]:
     return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout, check=False)
 
 
 @pytest.fixture(scope="session")
-def fresh_venv(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
+def fresh_venv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[str], Path]]:
     """A venv holding exactly one target's requirement set, installed once per session.
 
     Same commands as the target's venv stage: `python -m venv`, `pip install -r docker/requirements-*.txt`.
+    The GPU set alone is gigabytes (CUDA and cuDNN wheels): a failed install is reported once to every
+    test that needs it rather than retried, and every venv is removed when the session ends.
     """
     made: dict[str, Path] = {}
+    failed: dict[str, str] = {}
 
     def venv_for(target: str) -> Path:
+        if target in failed:
+            pytest.fail(failed[target])
         if target not in made:
             venv = tmp_path_factory.mktemp(f"venv-{target}")
-            created = run([sys.executable, "-m", "venv", str(venv)], timeout=120)
-            assert created.returncode == 0, created.stderr
-            for requirements in requirement_files(target):
-                installed = run(
-                    [str(venv / "bin/pip"), "install", "--quiet", "-r", requirements], timeout=1200
+            installs = (
+                [[spec] for spec in DEMO_SETS[target]]
+                if target in DEMO_SETS
+                else [["-r", requirements] for requirements in requirement_files(target)]
+            )
+            for install in [None, *installs]:
+                step = (
+                    [sys.executable, "-m", "venv", str(venv)]
+                    if install is None
+                    else [str(venv / "bin/pip"), "install", "--quiet", *install]
                 )
-                assert installed.returncode == 0, (
-                    f"pip install -r {requirements} failed:\n{installed.stderr[-4000:]}"
-                )
+                done = run(step, timeout=1200)
+                if done.returncode != 0:
+                    shutil.rmtree(venv, ignore_errors=True)
+                    failed[target] = f"{' '.join(step[-2:])} failed:\n{done.stderr[-4000:]}"
+                    pytest.fail(failed[target])
             made[target] = venv
         return made[target]
 
-    return venv_for
+    yield venv_for
+    for venv in made.values():
+        shutil.rmtree(venv, ignore_errors=True)
 
 
 @pytest.mark.slow
@@ -394,6 +413,59 @@ def test_the_server_requirement_set_alone_becomes_ready_on_the_test_model(
     with venv_server(venv, test_model_dir, tmp_path, QUANTIZE=quantize) as (base, process, log):
         status = wait_for_ready(f"{base}/ready", process, timeout_s=120)
     assert status == 200, log.read_text()[-4000:]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1500)
+def test_the_server_requirement_set_alone_builds_the_test_model_the_suite_uses(
+    fresh_venv: Callable[[str], Path], test_model_dir: Path, tmp_path: Path
+) -> None:
+    """The README's first server commands need no torch: same seed, byte-identical weights and graph."""
+    venv = fresh_venv("server")
+    made = run(
+        [str(venv / "bin/reranker-server"), "make-test-model", "--out", str(tmp_path / "m")], timeout=300
+    )
+    assert made.returncode == 0, made.stderr[-4000:]
+    for name in ("model.safetensors", "onnx/model.onnx", "tokenizer.json", "config.json"):
+        assert (tmp_path / "m" / name).read_bytes() == (test_model_dir / name).read_bytes(), name
+
+
+def test_make_demo_installs_the_set_the_demo_test_runs_in() -> None:
+    recipe = (REPO / "Makefile").read_text().split("$(DEMO_STAMP): pyproject.toml", 1)[1].split("\n\n", 1)[0]
+    assert f"pip install -q -e '{DEMO_SETS['demo'][0]}'" in recipe
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1500)
+def test_the_demo_runs_offline_with_the_server_and_operator_extras_alone(
+    fresh_venv: Callable[[str], Path], tmp_path: Path
+) -> None:
+    venv = fresh_venv("demo")
+    listed = run([str(venv / "bin/pip"), "list", "--format", "json"], timeout=120)
+    assert "torch" not in {d["name"].lower() for d in json.loads(listed.stdout)}
+    env = {"PATH": f"{venv / 'bin'}:/usr/bin:/bin", "HOME": str(tmp_path), "HF_HUB_OFFLINE": "1"}
+    demo = subprocess.run(
+        [str(venv / "bin/python"), "scripts/demo.py", "--out", str(tmp_path / "demo")],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    shown = demo.stdout + demo.stderr
+    assert demo.returncode == 0, shown[-4000:]
+    assert "LOCALLY BUILT TEST MODEL" in shown
+    assert 'GET /ready -> 200 {"status": "ready"}' in shown
+    assert len(re.findall(r"^    \d\. \[-?\d\.\d{4}\] #\d ", shown, flags=re.MULTILINE)) == 3
+    assert '"code": "k_cap_exceeded"' in shown
+    assert "warning: minilm-keda: autoscaling.metricsSource is keda" in shown
+    assert not re.search(r"fusion_base|onnx_model|get_tensor_type|Traceback", shown)
+    for example in sorted((REPO / "examples").glob("*.yaml")):
+        written = tmp_path / "demo" / "manifests" / example.name
+        kinds = [obj["kind"] for obj in yaml.safe_load_all(written.read_text()) if obj]
+        assert "Deployment" in kinds
+        assert all(re.search(rf"^    {kind} +\S+ +\S", shown, flags=re.MULTILINE) for kind in kinds)
 
 
 @contextlib.contextmanager

@@ -32,6 +32,7 @@ CONTRACT = {
     "--drain-timeout-s": ("RERANKER_DRAIN_TIMEOUT_S", 20),
     "--max-request-bytes": ("RERANKER_MAX_REQUEST_BYTES", 2097152),
     "--log-format": ("RERANKER_LOG_FORMAT", "text"),
+    "--log-level": ("RERANKER_LOG_LEVEL", "info"),
     "--api-keys-file": ("RERANKER_API_KEYS_FILE", None),
 }
 
@@ -81,6 +82,7 @@ def test_each_env_var_sets_its_setting() -> None:
         "RERANKER_MAX_REQUEST_BYTES": "65536",
         "RERANKER_API_KEYS_FILE": "/etc/kube-reranker/api-keys/api-keys",
         "RERANKER_LOG_FORMAT": "json",
+        "RERANKER_LOG_LEVEL": "debug",
     }
     settings = parse([], env)
     assert settings.model_dump(exclude={"hub_offline"}) == {
@@ -106,6 +108,7 @@ def test_each_env_var_sets_its_setting() -> None:
         "drain_timeout_s": 7,
         "max_request_bytes": 65536,
         "log_format": "json",
+        "log_level": "debug",
         "api_keys_file": Path("/etc/kube-reranker/api-keys/api-keys"),
     }
 

@@ -9,6 +9,7 @@ no user data and no dataset download are needed.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import tempfile
 from collections.abc import Iterator, Mapping
@@ -106,12 +107,32 @@ def quantize_int8(
             )
             log.info("smoothed %d matrix products before int8", smooth(model, maxima))
         onnx.save(model, str(smoothed), save_as_external_data=True, location="smoothed.onnx.data")
-        quantize_dynamic(
-            model_input=smoothed,
-            model_output=destination,
-            op_types_to_quantize=QUANTIZED_OPS,
-            weight_type=QuantType.QInt8,
-            per_channel=True,
-            use_external_data_format=weights_bytes > external_data_threshold_bytes,
-            extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
-        )
+        with _without_preprocessing_advice():
+            quantize_dynamic(
+                model_input=smoothed,
+                model_output=destination,
+                op_types_to_quantize=QUANTIZED_OPS,
+                weight_type=QuantType.QInt8,
+                per_channel=True,
+                use_external_data_format=weights_bytes > external_data_threshold_bytes,
+                extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+            )
+
+
+class _PreprocessingAdvice(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Please consider to run pre-processing")
+
+
+@contextlib.contextmanager
+def _without_preprocessing_advice() -> Iterator[None]:
+    """quantize_dynamic advises its pre-processing on every graph not marked as pre-processed. What it
+    would add here is shape inference for tensor types, which DefaultTensorType already answers, and an
+    ONNX Runtime optimisation the fused graph has had: one warning per preparation that asks for nothing."""
+    root = logging.getLogger()
+    advice = _PreprocessingAdvice()
+    root.addFilter(advice)
+    try:
+        yield
+    finally:
+        root.removeFilter(advice)
