@@ -32,13 +32,14 @@ from reranker_server.errors import (
     JSON_MEDIA_TYPE,
     KCapExceeded,
     NotReady,
+    Overloaded,
     RerankerError,
     install_error_handlers,
 )
 from reranker_server.lifecycle import Lifecycle
 from reranker_server.loading import load_engine
 from reranker_server.metrics import Metrics
-from reranker_server.middleware import BodyGuard, RequestMetrics, note_admitted, note_candidates
+from reranker_server.middleware import BodyGuard, RequestMetrics, note_admitted, note_candidates, note_shed
 from reranker_server.schemas import (
     Health,
     InfinityRerankRequest,
@@ -304,7 +305,11 @@ async def rerank(
     note_candidates(request.scope, len(documents))
     batcher = state.batcher
     estimated = batcher.estimate(query, documents)
-    batcher.admit(estimated, settings.request_timeout_s)
+    try:
+        batcher.admit(estimated, settings.admission_budget_s)
+    except Overloaded as refused:
+        note_shed(request.scope, refused.predicted_s)
+        raise
     note_admitted(request.scope)
     scored = await batcher.score(
         query,

@@ -30,7 +30,7 @@ from typing import Final
 
 import numpy as np
 
-from reranker_server.admission import ThroughputEstimate, retry_after_s
+from reranker_server.admission import ThroughputEstimate, predicted_finish_s, retry_after_s
 from reranker_server.engine import EncodedPairs, Engine, Feeds, Truncation, estimate_tokens
 from reranker_server.errors import DeadlineExceeded, InferenceFailed, NotReady, Overloaded, RerankerError
 from reranker_server.metrics import Metrics
@@ -155,16 +155,16 @@ class Batcher:
             for document in documents
         )
 
-    def admit(self, estimated_tokens: int, deadline_s: float) -> None:
-        """Raise Overloaded when the queue ahead cannot drain in time for this request."""
-        wait = retry_after_s(
-            self._queued_tokens, estimated_tokens, self.throughput.seconds_per_token, deadline_s
-        )
+    def admit(self, estimated_tokens: int, budget_s: float) -> None:
+        """Raise Overloaded when the queue ahead cannot drain within this request's budget."""
+        seconds_per_token = self.throughput.seconds_per_token
+        wait = retry_after_s(self._queued_tokens, estimated_tokens, seconds_per_token, budget_s)
         if wait is not None:
             raise Overloaded(
                 f"the server is at capacity ({self._queued_tokens} tokens queued would not finish within "
-                f"the {deadline_s:.2f} s deadline); retry after {wait} s",
+                f"the {budget_s:.2f} s latency budget); retry after {wait} s",
                 retry_after_s=wait,
+                predicted_s=predicted_finish_s(self._queued_tokens, estimated_tokens, seconds_per_token),
             )
 
     async def score(

@@ -36,7 +36,7 @@ class SettingsError(ValueError):
 
 
 class Settings(BaseModel):
-    """Everything `reranker-server serve` needs, validated; see the settings table in the README."""
+    """Everything `reranker-server serve` needs, validated; see the settings table in docs/server.md."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True)
 
@@ -89,6 +89,11 @@ class Settings(BaseModel):
         """The per-request deadline: explicit, or a multiple of the SLO when left at 0."""
         milliseconds = self.request_timeout_ms or TIMEOUT_PER_SLO * self.latency_slo_ms
         return milliseconds / 1000
+
+    @property
+    def admission_budget_s(self) -> float:
+        """How late an admitted request may be predicted to finish: the SLO, or a shorter deadline."""
+        return min(self.latency_slo_ms / 1000, self.request_timeout_s)
 
     @property
     def recipe(self) -> Recipe:

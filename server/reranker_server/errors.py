@@ -98,15 +98,17 @@ class MethodNotAllowed(RerankerError):
 
 
 class Overloaded(RerankerError):
-    """The queued work cannot finish before this request's deadline: come back later."""
+    """The queued work cannot finish within this request's budget (the SLO): come back later."""
 
     status = 429
     code = "overloaded"
     rejection = "overload"
 
-    def __init__(self, message: str, *, retry_after_s: int) -> None:
+    def __init__(self, message: str, *, retry_after_s: int, predicted_s: float = 0.0) -> None:
         super().__init__(message)
         self.retry_after_s = retry_after_s
+        #: The latency the request would have had: what the autoscaler's P95 counts it at.
+        self.predicted_s = predicted_s
 
     def headers(self) -> dict[str, str]:
         return {"Retry-After": str(self.retry_after_s)}

@@ -65,7 +65,8 @@ class Metrics:
             registry=registry,
             request_duration=Histogram(
                 "reranker_request_duration_seconds",
-                "Time from request received to response, for requests admitted to the model queue.",
+                "Time from request received to response, for requests admitted to the model queue; a "
+                "request refused at admission (429) counts at the latency it was predicted to have.",
                 ["endpoint", "k_bucket"],
                 buckets=LATENCY_BUCKETS_S,
                 registry=registry,

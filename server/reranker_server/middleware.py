@@ -19,6 +19,7 @@ from reranker_server.metrics import Metrics, k_bucket
 #: Keys in the request's scope state through which route handlers tell RequestMetrics about a request.
 STATE_CANDIDATES: Final = "reranker_candidates"
 STATE_ADMITTED: Final = "reranker_admitted"
+STATE_SHED_PREDICTED_S: Final = "reranker_shed_predicted_s"
 
 
 def note_candidates(scope: Scope, candidates: int) -> None:
@@ -29,6 +30,16 @@ def note_candidates(scope: Scope, candidates: int) -> None:
 def note_admitted(scope: Scope) -> None:
     """Record that the request passed admission: from here on its latency is a sample."""
     scope.setdefault("state", {})[STATE_ADMITTED] = True
+
+
+def note_shed(scope: Scope, predicted_s: float) -> None:
+    """Record that admission refused the request, and the latency it was predicted to have.
+
+    Admission keeps the answers within the SLO by refusing the rest, so the answers' P95 alone would
+    tell the autoscaler all is well while a share of the traffic gets 429. A refused request is
+    therefore a latency sample at its prediction: the P95 the HPA reads rises with the shed demand.
+    """
+    scope.setdefault("state", {})[STATE_SHED_PREDICTED_S] = predicted_s
 
 
 class BodyGuard:
@@ -160,7 +171,9 @@ class RequestMetrics:
             self.lifecycle.leave()
             self.metrics.requests.labels(endpoint=endpoint, code=str(status)).inc()
             candidates = state.get(STATE_CANDIDATES)
-            if state.get(STATE_ADMITTED) and candidates:
+            shed_predicted_s = state.get(STATE_SHED_PREDICTED_S)
+            if candidates and (state.get(STATE_ADMITTED) or shed_predicted_s is not None):
+                elapsed = time.perf_counter() - started
                 self.metrics.request_duration.labels(
                     endpoint=endpoint, k_bucket=k_bucket(candidates)
-                ).observe(time.perf_counter() - started)
+                ).observe(elapsed if shed_predicted_s is None else max(elapsed, shed_predicted_s))

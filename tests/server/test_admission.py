@@ -3,35 +3,35 @@
 from __future__ import annotations
 
 import pytest
-from reranker_server.admission import DEADLINE_HEADROOM, ThroughputEstimate, retry_after_s
+from reranker_server.admission import BUDGET_HEADROOM, ThroughputEstimate, retry_after_s
 
 
 def test_an_empty_queue_admits_even_a_request_bigger_than_one_deadline() -> None:
-    assert retry_after_s(0, 1_000_000, seconds_per_token=0.001, deadline_s=1.0) is None
+    assert retry_after_s(0, 1_000_000, seconds_per_token=0.001, budget_s=1.0) is None
 
 
 def test_without_a_measurement_everything_is_admitted() -> None:
-    assert retry_after_s(50_000, 1000, seconds_per_token=None, deadline_s=1.0) is None
+    assert retry_after_s(50_000, 1000, seconds_per_token=None, budget_s=1.0) is None
 
 
 def test_work_that_finishes_within_the_deadline_is_admitted() -> None:
     # 1000 queued + 500 new tokens at 1 ms/token = 1.5 s, within 80 % of a 2 s deadline.
-    assert retry_after_s(1000, 500, seconds_per_token=0.001, deadline_s=2.0) is None
+    assert retry_after_s(1000, 500, seconds_per_token=0.001, budget_s=2.0) is None
 
 
 def test_work_that_cannot_finish_in_time_is_refused_with_a_retry_delay() -> None:
     # 3000 + 500 tokens at 1 ms/token = 3.5 s against a 0.8 x 2 s budget: 1.9 s to drain -> 2 s.
-    assert retry_after_s(3000, 500, seconds_per_token=0.001, deadline_s=2.0) == 2
+    assert retry_after_s(3000, 500, seconds_per_token=0.001, budget_s=2.0) == 2
 
 
 def test_retry_delay_is_at_least_one_second() -> None:
-    budget_tokens = int(2.0 * DEADLINE_HEADROOM / 0.001)
-    assert retry_after_s(budget_tokens, 1, seconds_per_token=0.001, deadline_s=2.0) == 1
+    budget_tokens = int(2.0 * BUDGET_HEADROOM / 0.001)
+    assert retry_after_s(budget_tokens, 1, seconds_per_token=0.001, budget_s=2.0) == 1
 
 
 def test_retry_delay_grows_with_the_queue() -> None:
-    short = retry_after_s(5_000, 100, seconds_per_token=0.001, deadline_s=1.0)
-    long = retry_after_s(50_000, 100, seconds_per_token=0.001, deadline_s=1.0)
+    short = retry_after_s(5_000, 100, seconds_per_token=0.001, budget_s=1.0)
+    long = retry_after_s(50_000, 100, seconds_per_token=0.001, budget_s=1.0)
     assert short is not None
     assert long is not None
     assert long > short

@@ -161,3 +161,10 @@ def test_int8_on_the_gpu_backend_is_refused() -> None:
 def test_hugging_face_offline_switch_is_read_at_the_edge() -> None:
     assert parse([], {"RERANKER_MODEL": "m", "HF_HUB_OFFLINE": "1"}).hub_offline
     assert not parse([], {"RERANKER_MODEL": "m"}).hub_offline
+
+
+def test_admission_is_budgeted_by_the_slo_unless_the_deadline_is_shorter() -> None:
+    env = {"RERANKER_MODEL": "m", "RERANKER_LATENCY_SLO_MS": "300"}
+    assert parse([], env).admission_budget_s == pytest.approx(0.3)
+    assert parse([], env | {"RERANKER_REQUEST_TIMEOUT_MS": "200"}).admission_budget_s == pytest.approx(0.2)
+    assert parse([], env | {"RERANKER_REQUEST_TIMEOUT_MS": "900"}).admission_budget_s == pytest.approx(0.3)

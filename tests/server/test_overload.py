@@ -78,3 +78,45 @@ async def test_a_burst_beyond_capacity_is_refused_fast_and_the_queue_stays_bound
         await wait_for(drained, 10, "the queue to drain after the burst")
         after = await client.post("/v1/rerank", json={"query": QUERY, "documents": documents[:10]})
         assert after.status_code == 200
+
+
+@pytest.mark.timeout(120)
+async def test_admission_sheds_at_the_slo_and_the_p95_the_autoscaler_reads_counts_the_shed_demand(
+    settings_factory: Callable[..., Settings], engine: Engine
+) -> None:
+    """A long deadline (4 SLOs by default) no longer lets the queue grow past one SLO of work, and
+    every refused request is a latency sample at its predicted latency, above the SLO's budget."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    slo_ms = 300
+    settings = settings_factory(max_candidates=K, latency_slo_ms=slo_ms, request_timeout_ms=0)
+    assert settings.request_timeout_s == pytest.approx(4 * slo_ms / 1000)
+    app = create_app(settings, engine=engine)
+    async with running_app(app) as client:
+        batcher = app_services(app).batcher
+        assert batcher is not None
+        documents = passages(K, min_words=100, max_words=100)
+        seconds_per_token = batcher.throughput.seconds_per_token
+        assert seconds_per_token is not None
+        burst = max(
+            MIN_BURST,
+            round(OVERLOAD_FACTOR * slo_ms / 1000 / (batcher.estimate(QUERY, documents) * seconds_per_token)),
+        )
+        responses = await asyncio.gather(
+            *(client.post("/v1/rerank", json={"query": QUERY, "documents": documents}) for _ in range(burst))
+        )
+        statuses = [response.status_code for response in responses]
+        assert statuses.count(429) >= burst // 2
+        assert (
+            "latency budget" in next(r for r in responses if r.status_code == 429).json()["error"]["message"]
+        )
+        scraped = (await client.get("/metrics")).text
+    samples = [s for family in text_string_to_metric_families(scraped) for s in family.samples]
+    counted = sum(s.value for s in samples if s.name == "reranker_request_duration_seconds_count")
+    assert counted == burst
+    within_budget = sum(
+        s.value
+        for s in samples
+        if s.name == "reranker_request_duration_seconds_bucket" and s.labels["le"] == "0.2"
+    )
+    assert within_budget <= burst - statuses.count(429)
