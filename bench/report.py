@@ -1,4 +1,4 @@
-"""Markdown tables of a results file, for the console and the README's Benchmarks section."""
+"""Markdown tables of a results file, for the console and docs/benchmarks.md."""
 
 from __future__ import annotations
 

@@ -76,7 +76,7 @@ EOF
   rm -rf "$rootfs"
 fi
 base_version=$(podman image inspect --format '{{index .Labels "org.opencontainers.image.version"}}' "$base_image")
-# The base goes in by digest, as a pinned registry base would (README: "Pinning images"): the build
+# The base goes in by digest, as a pinned registry base would (docs/security.md, "Pinning images"): the build
 # then uses exactly that image, whatever the tag points at later.
 base_digest=$(podman image inspect --format '{{.Digest}}' "$base_image")
 base_ref="${base_image%:*}@$base_digest"

@@ -31,7 +31,7 @@ ROBERTA_FAMILY: Final = frozenset({"roberta", "xlm-roberta", "camembert", "xlm-r
 FP32_TOLERANCE: Final = 1e-3
 #: int8 error grows with the logit scale, so its bound is a share of the canaries' own spread. Measured:
 #: test model 0.020 (spread 0.64), MiniLM-L6 weights with a seeded head 0.0034 (spread 0.054); the
-#: fine-tuned MiniLM's worst pair over 800 was 0.64 at logit std 1.66 (README, Benchmarks). 15 % of the
+#: fine-tuned MiniLM's worst pair over 800 was 0.64 at logit std 1.66 (docs/benchmarks.md). 15 % of the
 #: spread keeps clearly different pairs in order; the floor covers heads whose logits barely differ.
 INT8_SPREAD_SHARE: Final = 0.15
 INT8_FLOOR: Final = 0.02

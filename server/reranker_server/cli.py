@@ -23,7 +23,7 @@ EXPORT_FIELDS = ("model", "revision", "cache_dir", "quantize", "backend", "log_f
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="reranker-server",
-        description="Serve a cross-encoder reranker with ONNX Runtime (see README: 'The server').",
+        description="Serve a cross-encoder reranker with ONNX Runtime (see docs/server.md).",
     )
     commands = parser.add_subparsers(dest="command", required=True)
 

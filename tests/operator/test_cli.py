@@ -175,8 +175,22 @@ def test_run_help_lists_every_setting_with_its_variable_and_default():
         assert variable in shown, field
     assert "RERANKER_OPERATOR_RESYNC_SECONDS" in shown
     assert "[default: 300]" in shown
-    readme_variables = set(re.findall(r"`(RERANKER_OPERATOR_[A-Z_]+)`", (ROOT / "README.md").read_text()))
-    assert readme_variables <= set(config.ENV_NAMES.values())
+
+
+def operator_variables_named_in(path: Path) -> set[str]:
+    return set(re.findall(r"\bRERANKER_OPERATOR_[A-Z_]*[A-Z]\b", path.read_text()))
+
+
+@pytest.mark.parametrize(
+    "doc", [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))], ids=lambda path: path.name
+)
+def test_every_operator_setting_the_docs_name_is_a_real_setting(doc: Path):
+    assert operator_variables_named_in(doc) <= set(config.ENV_NAMES.values())
+
+
+def test_the_operator_settings_table_lists_every_setting():
+    settings = {name for name in config.ENV_NAMES.values() if name.startswith("RERANKER_OPERATOR_")}
+    assert settings <= operator_variables_named_in(ROOT / "docs" / "operator.md")
 
 
 def test_render_rejects_other_kinds():
