@@ -40,7 +40,8 @@ def strip(graph: Path, skeleton_dir: Path, min_elements: int = SKELETON_MIN_ELEM
     model = onnx.load(str(graph))
     shapes = {}
     for initializer in model.graph.initializer:
-        if int(np.prod(initializer.dims)) > min_elements:
+        # Only float weights travel as shapes: an integer table (position ids) is data, not a weight.
+        if initializer.data_type == onnx.TensorProto.FLOAT and int(np.prod(initializer.dims)) > min_elements:
             shapes[initializer.name] = list(initializer.dims)
             initializer.ClearField("raw_data")
             initializer.ClearField("float_data")

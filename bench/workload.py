@@ -8,7 +8,9 @@ Two kinds of request:
 - `mixed`: passage lengths uniform in 20..500 tokens, as chunked retrieval output looks; here a
   recipe that pads every pair to the longest wastes a large share of its work;
 - `short`: passages of 16..64 tokens (titles, snippets, sentences), where per-request overhead
-  (HTTP, JSON, tokenising, one ONNX Runtime call) is a real share of the work.
+  (HTTP, JSON, tokenising, one ONNX Runtime call) is a real share of the work;
+- `rag`: passage lengths uniform in 20..256 tokens, the chunks a chat assistant's retrieval hands
+  over when its chunker targets 256 tokens (the open-loop load benchmark's chat RAG workload).
 """
 
 from __future__ import annotations
@@ -20,13 +22,14 @@ from typing import Final, Literal
 
 import numpy as np
 
-Workload = Literal["equal", "mixed", "short"]
-WORKLOADS: Final[tuple[Workload, ...]] = ("equal", "mixed", "short")
-_WORKLOAD_IDS: Final = {"equal": 1, "mixed": 2, "short": 3}
+Workload = Literal["equal", "mixed", "short", "rag"]
+WORKLOADS: Final[tuple[Workload, ...]] = ("equal", "mixed", "short", "rag")
+_WORKLOAD_IDS: Final = {"equal": 1, "mixed": 2, "short": 3, "rag": 4}
 EQUAL_PASSAGE_TOKENS: Final = 520
 MIXED_MIN_TOKENS: Final = 20
 MIXED_MAX_TOKENS: Final = 500
 SHORT_TOKENS: Final = (16, 64)
+RAG_TOKENS: Final = (20, 256)
 QUERY_TOKENS: Final = (6, 12)
 SPECIAL_TOKENS_PER_PAIR: Final = 3
 _WHOLE_WORD: Final = re.compile(r"[a-z]{3,}")
@@ -59,6 +62,8 @@ def passage_lengths(rng: np.random.Generator, workload: Workload, k: int) -> lis
         return [EQUAL_PASSAGE_TOKENS] * k
     if workload == "short":
         return rng.integers(*SHORT_TOKENS, endpoint=True, size=k).tolist()
+    if workload == "rag":
+        return rng.integers(*RAG_TOKENS, endpoint=True, size=k).tolist()
     return rng.integers(MIXED_MIN_TOKENS, MIXED_MAX_TOKENS, endpoint=True, size=k).tolist()
 
 
