@@ -26,7 +26,9 @@ READY_TIMEOUT_S = 60.0
 
 
 def make_settings(model_dir: Path, cache_dir: Path, **overrides: Any) -> Settings:
-    """Settings for tests: no second metrics listener, one warm-up pass, a small k cap."""
+    """Settings for tests: no second metrics listener, one warm-up pass, a small k cap, and an SLO and
+    deadline of 2 s, so that tests of concurrency are not shed by admission on a slow CI machine
+    (tests of admission set their own)."""
     values: dict[str, Any] = {
         "model": str(model_dir),
         "cache_dir": cache_dir,
@@ -35,6 +37,8 @@ def make_settings(model_dir: Path, cache_dir: Path, **overrides: Any) -> Setting
         "max_candidates": TEST_K_CAP,
         "max_length": 128,
         "max_batch_tokens": 2048,
+        "latency_slo_ms": 2000,
+        "request_timeout_ms": 2000,
     }
     values.update(overrides)
     return Settings(**values)

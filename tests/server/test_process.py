@@ -133,6 +133,8 @@ def test_sigterm_turns_ready_503_and_lets_in_flight_requests_finish(
         RERANKER_MAX_LENGTH="512",
         RERANKER_MAX_CANDIDATES="100",
         RERANKER_MAX_BATCH_TOKENS="16384",
+        # Six k=100 x 512 requests take seconds: an SLO and deadline that admit them all.
+        RERANKER_LATENCY_SLO_MS="120000",
         RERANKER_REQUEST_TIMEOUT_MS="120000",
         RERANKER_INTRA_OP_THREADS="1",
     )
