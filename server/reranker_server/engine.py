@@ -30,6 +30,9 @@ PAD_TOKENS: Final = ("[PAD]", "<pad>", "<PAD>")
 #: max_length x this never changes a score; it is dropped before tokenising.
 QUERY_CHARS_PER_TOKEN: Final = 32
 Truncation = Literal["right", "left"]
+#: Session fusions whose CPU kernels run slower than the operators they replace (measured in
+#: preparation/fusion.py): left out so that neither the offline fusion nor the session makes them.
+CPU_DISABLED_OPTIMIZERS: Final = ("SkipLayerNormFusion", "BiasGeluFusion")
 
 
 class EngineError(RuntimeError):
@@ -195,8 +198,12 @@ def check_engine_canary(engine: Engine, canary: Canary) -> CanaryCheck:
     return check_canary(canary, logits)
 
 
-def create_session(files: ModelFiles, *, backend: str, threads: int) -> ort.InferenceSession:
-    """An ONNX Runtime session with full graph optimisation on exactly the requested backend."""
+def create_session(
+    files: ModelFiles, *, backend: str, threads: int, disabled_optimizers: Sequence[str] | None = None
+) -> ort.InferenceSession:
+    """An ONNX Runtime session with full graph optimisation on exactly the requested backend.
+
+    `disabled_optimizers` replaces the backend's own list (benchmarks compare recipes with it)."""
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
@@ -222,10 +229,16 @@ def create_session(files: ModelFiles, *, backend: str, threads: int) -> ort.Infe
                 "library belongs in the reranker-server-gpu image. Or set RERANKER_BACKEND=cpu"
             )
         providers: list[Any] = [CUDA_PROVIDER, CPU_PROVIDER]
+        disabled: Sequence[str] = ()
     else:
         providers = [CPU_PROVIDER]
+        disabled = CPU_DISABLED_OPTIMIZERS
+    if disabled_optimizers is not None:
+        disabled = disabled_optimizers
     try:
-        session = ort.InferenceSession(str(files.graph), options, providers=providers)
+        session = ort.InferenceSession(
+            str(files.graph), options, providers=providers, disabled_optimizers=list(disabled)
+        )
     except Exception as exc:  # ONNX Runtime raises bare RuntimeError/Fail subclasses for bad graphs
         raise EngineError(f"ONNX Runtime cannot load {files.graph}: {exc}") from exc
     if backend == "gpu" and session.get_providers()[0] != CUDA_PROVIDER:

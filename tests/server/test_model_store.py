@@ -77,6 +77,43 @@ def test_cpu_graphs_are_fused_once_into_the_cache_and_score_the_same(
     )
 
 
+def op_types(graph: Path) -> set[str]:
+    import onnx
+
+    return {node.op_type for node in onnx.load(str(graph), load_external_data=False).graph.node}
+
+
+@pytest.mark.parametrize("quantize", ["none", "int8"])
+def test_cpu_fusion_leaves_layer_norm_and_gelu_to_their_faster_plain_operators(
+    test_model_dir: Path, tmp_path: Path, quantize: str
+) -> None:
+    files = ModelStore(tmp_path / "cache", offline=True).resolve(
+        str(test_model_dir), "main", quantize, fuse=True
+    )
+    ops = op_types(files.graph)
+    assert {"LayerNormalization", "Gelu"} <= ops
+    assert ops & {"Attention", "QAttention"}
+    assert not ops & {"SkipLayerNormalization", "BiasGelu"}
+
+
+def test_a_cpu_session_does_not_fuse_layer_norm_and_gelu_back(test_model_dir: Path, tmp_path: Path) -> None:
+    import onnxruntime as ort
+    from reranker_server.engine import CPU_DISABLED_OPTIMIZERS
+
+    files = ModelStore(tmp_path / "cache", offline=True).resolve(
+        str(test_model_dir), "main", "int8", fuse=True
+    )
+    options = ort.SessionOptions()
+    options.optimized_model_filepath = str(tmp_path / "as-run.onnx")
+    ort.InferenceSession(
+        str(files.graph),
+        options,
+        providers=["CPUExecutionProvider"],
+        disabled_optimizers=list(CPU_DISABLED_OPTIMIZERS),
+    )
+    assert not op_types(tmp_path / "as-run.onnx") & {"SkipLayerNormalization", "BiasGelu"}
+
+
 def test_an_architecture_without_attention_fusion_is_served_unfused(
     test_model_dir: Path, tmp_path: Path
 ) -> None:

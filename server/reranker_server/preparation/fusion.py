@@ -5,6 +5,13 @@ with its own batch x heads x length x length buffer. Its transformers optimizer 
 Attention operator (plus SkipLayerNormalization, BiasGelu, EmbedLayerNormalization). Measured on a
 MiniLM-L6 shape at 16 x 512 tokens: peak memory 1.08 GB -> 0.60 GB and ~7 % faster (fp32 and int8);
 at 256 tokens ~3 % faster. Fused graphs are CPU-tuned here, so only the CPU backend uses them.
+
+Two of its fusions are left out on the CPU: ONNX Runtime 1.23's CPU kernels for them are slower than
+the plain operators they replace. SkipLayerNormalization took 1.07 ms where Add + Add +
+LayerNormalization take 0.23 ms (1024 x 384 tokens, 2 threads), BiasGelu 1.05 ms where Add + Gelu
+take 0.76 ms (1024 x 1536). In the int8 MiniLM-L6 at 4 x 256 tokens they were 25 % of the time;
+without them a k=100 x 256 request is about 13 % faster, with the same scores (fp32 to 1e-6). The
+session must not fuse them back either: see CPU_DISABLED_OPTIMIZERS in engine.py.
 """
 
 from __future__ import annotations
@@ -17,6 +24,11 @@ from reranker_server.preparation.export import EXTERNAL_DATA_THRESHOLD_BYTES
 
 log = logging.getLogger(__name__)
 
+#: Names the CPU fusion in the fused graph's cache key: graphs fused by an older recipe are rebuilt.
+RECIPE: Final = "cpu-v2: Attention, EmbedLayerNormalization; LayerNormalization and Gelu unfused"
+#: The transformers optimizer's fusions that ONNX Runtime's CPU kernels run slower than unfused.
+CPU_UNFUSED: Final = ("enable_skip_layer_norm", "enable_bias_skip_layer_norm", "enable_bias_gelu")
+
 #: Architectures ONNX Runtime's "bert" fusion recognises (same encoder block, different embeddings).
 FUSABLE_MODEL_TYPES: Final = frozenset(
     {"bert", "roberta", "xlm-roberta", "camembert", "distilbert", "electra"}
@@ -25,13 +37,19 @@ FUSABLE_MODEL_TYPES: Final = frozenset(
 
 def optimize_bert(source: Path, config: dict[str, Any], *, use_gpu: bool) -> Any:
     """ONNX Runtime's transformers optimizer over a BERT-family graph (its OnnxModel), for CPU or GPU."""
+    from onnxruntime.transformers.fusion_options import FusionOptions
     from onnxruntime.transformers.optimizer import optimize_model
 
+    options = FusionOptions("bert")
+    if not use_gpu:
+        for fusion in CPU_UNFUSED:
+            setattr(options, fusion, False)
     return optimize_model(
         str(source),
         model_type="bert",
         num_heads=int(config.get("num_attention_heads", 0)),
         hidden_size=int(config.get("hidden_size", 0)),
+        optimization_options=options,
         opt_level=0,
         use_gpu=use_gpu,
     )

@@ -208,9 +208,9 @@ class ModelStore:
 
     def fused_graph(self, model: str, graph: Path, config: dict[str, Any]) -> Path | None:
         """The attention-fused version of `graph`, built once; None when it cannot be fused here."""
-        from reranker_server.preparation.fusion import FusionUnavailable, fuse_graph
+        from reranker_server.preparation.fusion import RECIPE, FusionUnavailable, fuse_graph
 
-        target = self.cache_dir / "fused" / cache_key(model, graph.parent, [graph])
+        target = self.cache_dir / "fused" / cache_key(model, graph.parent, [graph], salt=RECIPE)
         try:
             build_atomically(
                 target,
