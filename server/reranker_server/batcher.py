@@ -157,14 +157,15 @@ class Batcher:
 
     def admit(self, estimated_tokens: int, budget_s: float) -> None:
         """Raise Overloaded when the queue ahead cannot drain within this request's budget."""
-        seconds_per_token = self.throughput.seconds_per_token
-        wait = retry_after_s(self._queued_tokens, estimated_tokens, seconds_per_token, budget_s)
+        inference = self.throughput.inference_per_token
+        tokenize = self.throughput.tokenize_per_token
+        wait = retry_after_s(self._queued_tokens, estimated_tokens, inference, budget_s, tokenize)
         if wait is not None:
             raise Overloaded(
                 f"the server is at capacity ({self._queued_tokens} tokens queued would not finish within "
                 f"the {budget_s:.2f} s latency budget); retry after {wait} s",
                 retry_after_s=wait,
-                predicted_s=predicted_finish_s(self._queued_tokens, estimated_tokens, seconds_per_token),
+                predicted_s=predicted_finish_s(self._queued_tokens, estimated_tokens, inference, tokenize),
             )
 
     async def score(

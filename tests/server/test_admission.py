@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from reranker_server.admission import BUDGET_HEADROOM, ThroughputEstimate, retry_after_s
+from reranker_server.admission import BUDGET_HEADROOM, ThroughputEstimate, predicted_finish_s, retry_after_s
 
 
 def test_an_empty_queue_admits_even_a_request_bigger_than_one_deadline() -> None:
@@ -43,11 +43,24 @@ def test_throughput_is_unknown_until_inference_is_measured() -> None:
     assert estimate.seconds_per_token is None
 
 
-def test_throughput_adds_tokenising_and_inference_cost_per_token() -> None:
+def test_a_lone_request_costs_its_tokenising_and_its_inference() -> None:
     estimate = ThroughputEstimate()
     estimate.observe_inference(1000, 1.0)
     estimate.observe_tokenize(1000, 0.5)
     assert estimate.seconds_per_token == pytest.approx(0.0015)
+
+
+def test_the_queue_ahead_drains_at_the_inference_rate_and_only_the_newcomer_is_tokenised_in_line() -> None:
+    # 3000 queued at 1 ms/token scored, the newcomer's 500 also tokenised at 0.5 ms/token: 3.75 s.
+    assert predicted_finish_s(3000, 500, 0.001, 0.0005) == pytest.approx(3.75)
+
+
+def test_tokenising_overlapped_with_inference_is_not_charged_to_the_queue() -> None:
+    # At 1.5 ms/token for everything, 1000 + 500 tokens would be 2.25 s, past 0.8 x 2.5 s; scored at
+    # 1 ms/token with only the newcomer's tokenising in line they finish at 1.75 s.
+    assert (
+        retry_after_s(1000, 500, seconds_per_token=0.001, budget_s=2.5, tokenize_s_per_token=0.0005) is None
+    )
 
 
 def test_throughput_follows_new_measurements_gradually() -> None:
