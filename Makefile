@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 DEMO_STAMP := $(VENV)/.demo-installed
 export PATH := $(CURDIR)/build/tools/bin:$(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help venv tools images lint test test-fast demo bench bench-load crds openapi docs clean
+.PHONY: help venv tools images lint test test-fast demo bench bench-load bench-peak crds openapi docs clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -53,6 +53,9 @@ bench: venv ## side-by-side latency benchmark -> bench/results/*.json + PNG (tak
 # The SLOs scaled to these 2-core machines, where no contender meets 1000 ms at k=40 (docs/capacity.md).
 bench-load: venv ## open-loop capacity sweep at the SLO -> bench/results/load.json + load.png (about an hour)
 	$(BIN)/python -m bench.loadsweep --slo chat-rag=4000 --slo snippets=600
+
+bench-peak: venv ## int8 and fp32 at k=100 x 256 against this CPU's peaks, old vs new graph recipe -> bench/results/peak.json + PNG (minutes)
+	$(BIN)/python -m bench.peak
 
 openapi: $(STAMP) ## regenerate docs/openapi.json, the server API snapshot a test compares against
 	$(BIN)/python -m reranker_server.openapi > docs/openapi.json

@@ -1,8 +1,8 @@
-"""The CPU's fp32 peak from lscpu: cores x clock x FLOPs per cycle of its FMA units."""
+"""The CPU's fp32 and int8 peaks from lscpu: cores x clock x operations per cycle of its widest units."""
 
 import pytest
 
-from bench.machine import fma_basis, machine_from
+from bench.machine import fma_basis, int8_basis, machine_from
 
 ZEN4_VM_LSCPU = """Architecture:                            x86_64
 CPU(s):                                  2
@@ -58,3 +58,27 @@ def test_flops_per_cycle_by_microarchitecture(
     vendor: str, family: int, model: int, flags: set[str], expected: int
 ) -> None:
     assert fma_basis(vendor, family, model, frozenset(flags)).flops_per_cycle == expected
+
+
+def test_zen4_vm_int8_peak_is_vnni_at_256_bits_per_pipe() -> None:
+    machine = machine_from(ZEN4_VM_LSCPU, CPUINFO, 24 * 2**30)
+    assert machine.int8.ops_per_cycle == 128
+    assert machine.int8_peak_gops(threads=2) == pytest.approx(2 * 2.596142 * 128)
+    assert machine.to_json(threads=2)["int8_peak_gops"] == pytest.approx(664.6, abs=0.1)
+
+
+@pytest.mark.parametrize(
+    ("vendor", "family", "flags", "expected"),
+    [
+        ("GenuineIntel", 6, {"avx512f", "avx512_vnni", "amx_int8"}, 2048),
+        ("GenuineIntel", 6, {"avx512f", "avx512_vnni"}, 256),
+        ("AuthenticAMD", 0x1A, {"avx512f", "avx512_vnni"}, 256),
+        ("GenuineIntel", 6, {"avx2", "avx_vnni"}, 128),
+        ("AuthenticAMD", 0x17, {"avx2", "fma"}, 128),
+        ("GenuineIntel", 6, {"sse4_1"}, 32),
+    ],
+)
+def test_int8_operations_per_cycle_by_instruction_set(
+    vendor: str, family: int, flags: set[str], expected: int
+) -> None:
+    assert int8_basis(vendor, family, frozenset(flags)).ops_per_cycle == expected
