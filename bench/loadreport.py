@@ -54,3 +54,27 @@ def capacity_table(results: dict[str, Any]) -> str:
                 f"{_ms(capacity['overload_p95_s']):>7} {_num(ratio.get('ratio')):>7} {bracket:>13}  {note}"
             )
     return "\n".join(lines)
+
+
+def _quartiles(entry: dict[str, Any] | None) -> str:
+    if not entry:
+        return "-"
+    low, high = entry["iqr"]
+    return f"{entry['median']:.2f} [{low:.2f}-{high:.2f}]"
+
+
+def bootstrap_table(results: dict[str, Any]) -> str:
+    """Median and interquartile range of each figure over the resampled sweeps (bench.loadboot)."""
+    boot = results["bootstrap"]
+    lines = [
+        f"resampled {boot['replicates']} times: median [interquartile range]",
+        f"{'workload':<9} {'contender':<16} {'capacity/s':>20} {'vs seed':>20} {'good@2x/cap':>20}",
+    ]
+    for name, contenders in boot["workloads"].items():
+        for key, figures in contenders.items():
+            lines.append(
+                f"{name:<9} {key:<16} {_quartiles(figures['capacity_rps']):>20} "
+                f"{_quartiles(figures['ratio_to_baseline']):>20} "
+                f"{_quartiles(figures['overload_goodput_vs_capacity']):>20}"
+            )
+    return "\n".join(lines)

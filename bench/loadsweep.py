@@ -49,11 +49,12 @@ from bench import loadconfig
 from bench.config import ROOT
 from bench.guard import MemoryGuard
 from bench.load import encode, run_schedule, sequential_latencies
+from bench.loadboot import bootstrap
 from bench.loadconfig import BASELINE, LOAD_CONTENDERS, LoadConfig, LoadContender, LoadWorkload
 from bench.loadcontenders import Launch, export_servers, make_contender, tree_pids, wait_idle
 from bench.loadplan import Ladder, arrival_times, next_rate, start_rate, step_duration
 from bench.loadplot import plot
-from bench.loadreport import capacity_table, steps_table
+from bench.loadreport import bootstrap_table, capacity_table, steps_table
 from bench.loadstats import StepSummary, capacity, capacity_ratio, summarize_step
 from bench.machine import measured_sgemm_gflops, this_machine
 from bench.noise import foreign_load, snapshot
@@ -244,6 +245,8 @@ def run_workload(
 def print_tables(results: dict[str, Any]) -> None:
     print("\n" + steps_table(results))
     print("\n" + capacity_table(results))
+    if "bootstrap" in results:
+        print("\n" + bootstrap_table(results))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -324,6 +327,8 @@ def main(argv: list[str] | None = None) -> None:
         "raw_samples": str(raw_path.relative_to(ROOT)) if raw_path.is_relative_to(ROOT) else str(raw_path),
         "workloads": workloads,
     }
+    say("bootstrap: resampling every step's requests for the interquartile ranges")
+    results["bootstrap"] = bootstrap(results, raw_path)
     out_dir = raw_dir if args.quick else config.results_dir
     subset = "".join(f"-{name}" for name in [*args.workload, *args.contender])
     name = ("load-quick" if args.quick else "load") + subset
