@@ -182,8 +182,13 @@ def measured_sgemm_gflops(threads: int) -> float:
     boost above it, and a shared machine lowers both; the best of several runs is the least
     disturbed one.
     """
+    return run_probe(SGEMM_PROBE, threads)
+
+
+def run_probe(probe: str, threads: int) -> float:
+    """A probe's last printed number, from a fresh process with `threads` threads."""
     result = subprocess.run(
-        [sys.executable, "-c", SGEMM_PROBE, str(threads)],
+        [sys.executable, "-c", probe, str(threads)],
         check=True,
         capture_output=True,
         text=True,
@@ -225,11 +230,4 @@ def measured_int8_gemm_gops(threads: int) -> float:
     The int8 counterpart of the SGEMM roof: what the kernels our int8 graphs run reach on this CPU
     when nothing else (quantising activations, layer norms, attention in fp32) is in the way.
     """
-    result = subprocess.run(
-        [sys.executable, "-c", INT8_GEMM_PROBE, str(threads)],
-        check=True,
-        capture_output=True,
-        text=True,
-        env={**os.environ, "OMP_NUM_THREADS": str(threads)},
-    )
-    return round(float(result.stdout.strip().splitlines()[-1]), 1)
+    return run_probe(INT8_GEMM_PROBE, threads)
