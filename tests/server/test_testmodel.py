@@ -44,16 +44,35 @@ def test_the_graph_scores_what_pytorch_scores_on_the_checkpoint_beside_it(archit
 
 
 @pytest.mark.parametrize("architecture", ["bert", "xlm-roberta"])
-def test_onnx_runtime_fuses_every_attention_block_of_the_graph(architecture: str, tmp_path: Path):
+def test_onnx_runtime_fuses_every_block_of_the_graph_as_it_fuses_a_torch_export(
+    architecture: str, tmp_path: Path
+):
+    model_dir = make_test_model(tmp_path / architecture, TEST_MODEL_SHAPE, architecture=architecture)
+    config = json.loads((model_dir / "config.json").read_text())
+    fused = optimize_bert(
+        model_dir / "onnx" / "model.onnx", config, use_gpu=True
+    ).get_fused_operator_statistics()
+    assert fused["Attention"] == TEST_MODEL_SHAPE.layers
+    assert fused["SkipLayerNormalization"] == 2 * TEST_MODEL_SHAPE.layers
+    assert fused["BiasGelu"] == TEST_MODEL_SHAPE.layers
+    # ONNX Runtime 1.2x fuses BERT's embedding block only (its RoBERTa pattern is switched off).
+    assert fused["EmbedLayerNormalization"] == (architecture == "bert")
+
+
+@pytest.mark.parametrize("architecture", ["bert", "xlm-roberta"])
+def test_the_cpu_fusion_keeps_attention_and_leaves_layer_norm_and_gelu_plain(
+    architecture: str, tmp_path: Path
+):
     model_dir = make_test_model(tmp_path / architecture, TEST_MODEL_SHAPE, architecture=architecture)
     config = json.loads((model_dir / "config.json").read_text())
     fused = optimize_bert(
         model_dir / "onnx" / "model.onnx", config, use_gpu=False
     ).get_fused_operator_statistics()
     assert fused["Attention"] == TEST_MODEL_SHAPE.layers
-    assert fused["SkipLayerNormalization"] == 2 * TEST_MODEL_SHAPE.layers
-    # ONNX Runtime 1.2x fuses BERT's embedding block only (its RoBERTa pattern is switched off).
-    assert fused["EmbedLayerNormalization"] == (architecture == "bert")
+    assert fused["Gelu"] == TEST_MODEL_SHAPE.layers
+    assert fused["LayerNormalization"] == 2 * TEST_MODEL_SHAPE.layers + (architecture != "bert")
+    assert not fused.get("SkipLayerNormalization")
+    assert not fused.get("BiasGelu")
 
 
 def test_the_same_seed_writes_the_same_model_and_another_seed_another(tmp_path: Path):
