@@ -43,15 +43,19 @@ def test_the_graph_scores_what_pytorch_scores_on_the_checkpoint_beside_it(archit
     assert np.ptp(expected) > 0.05, "random heads must still spread the scores for ranking tests"
 
 
+def fused_operators(architecture: str, tmp_path: Path, *, use_gpu: bool) -> dict[str, int]:
+    """How many of each fused operator ONNX Runtime's transformers optimizer makes of a test graph."""
+    model_dir = make_test_model(tmp_path / architecture, TEST_MODEL_SHAPE, architecture=architecture)
+    config = json.loads((model_dir / "config.json").read_text())
+    optimized = optimize_bert(model_dir / "onnx" / "model.onnx", config, use_gpu=use_gpu)
+    return optimized.get_fused_operator_statistics()
+
+
 @pytest.mark.parametrize("architecture", ["bert", "xlm-roberta"])
 def test_onnx_runtime_fuses_every_block_of_the_graph_as_it_fuses_a_torch_export(
     architecture: str, tmp_path: Path
 ):
-    model_dir = make_test_model(tmp_path / architecture, TEST_MODEL_SHAPE, architecture=architecture)
-    config = json.loads((model_dir / "config.json").read_text())
-    fused = optimize_bert(
-        model_dir / "onnx" / "model.onnx", config, use_gpu=True
-    ).get_fused_operator_statistics()
+    fused = fused_operators(architecture, tmp_path, use_gpu=True)
     assert fused["Attention"] == TEST_MODEL_SHAPE.layers
     assert fused["SkipLayerNormalization"] == 2 * TEST_MODEL_SHAPE.layers
     assert fused["BiasGelu"] == TEST_MODEL_SHAPE.layers
@@ -63,11 +67,7 @@ def test_onnx_runtime_fuses_every_block_of_the_graph_as_it_fuses_a_torch_export(
 def test_the_cpu_fusion_keeps_attention_and_leaves_layer_norm_and_gelu_plain(
     architecture: str, tmp_path: Path
 ):
-    model_dir = make_test_model(tmp_path / architecture, TEST_MODEL_SHAPE, architecture=architecture)
-    config = json.loads((model_dir / "config.json").read_text())
-    fused = optimize_bert(
-        model_dir / "onnx" / "model.onnx", config, use_gpu=False
-    ).get_fused_operator_statistics()
+    fused = fused_operators(architecture, tmp_path, use_gpu=False)
     assert fused["Attention"] == TEST_MODEL_SHAPE.layers
     assert fused["Gelu"] == TEST_MODEL_SHAPE.layers
     assert fused["LayerNormalization"] == 2 * TEST_MODEL_SHAPE.layers + (architecture != "bert")
