@@ -29,12 +29,6 @@ class JsonFormatter(logging.Formatter):
 
 #: Loggers whose INFO lines are ours to show: the server's own and uvicorn's start-up and access lines.
 OWN_LOGGERS: Final = ("reranker_server", "uvicorn")
-LEVELS: Final = {
-    "debug": logging.DEBUG,
-    "info": logging.INFO,
-    "warning": logging.WARNING,
-    "error": logging.ERROR,
-}
 Level = Literal["debug", "info", "warning", "error"]
 
 
@@ -55,7 +49,7 @@ def configure(log_format: Literal["text", "json"], level: Level = "info") -> Non
         handler.addFilter(OthersBelowWarning())
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(LEVELS[level])
+    root.setLevel(level.upper())
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
