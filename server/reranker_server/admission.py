@@ -47,11 +47,13 @@ class ThroughputEstimate:
     """Seconds of pipeline work per real token, from measured micro-batches and tokenisation.
 
     The two stages run on their own threads: while one round is scored the next is tokenised, so
-    the queue ahead of a request drains at the inference rate alone, and only the newcomer's own
-    tokenising adds to it (nothing hides the request at the head of an idle pipeline). Adding both
-    stages for every queued token, as this did before, counted the overlapped tokenising twice,
-    and each stage's time under load also holds the CPU the other took: open-loop snippets
-    (docs/capacity.md) were refused at a P95 of 353 ms against a 600 ms SLO.
+    the queue ahead of a request drains at the slower stage's rate, and only the newcomer's pass
+    through the faster stage adds to it (nothing hides the request at the head of an idle
+    pipeline). Adding both stages for every queued token counted the overlapped one twice, and each
+    stage's time under load also holds the CPU the other took: open-loop snippets
+    (docs/capacity.md) were refused at a P95 of 353 ms against a 600 ms SLO. Draining at the
+    inference rate alone is as wrong the other way: a small model, whose tokenising is the slower
+    stage, queued twice what it could finish within the deadline.
     """
 
     def __init__(self) -> None:
@@ -93,10 +95,11 @@ def predicted_finish_s(
     tokenize_s_per_token: float = 0.0,
 ) -> float:
     """When a request admitted now would be answered: the queue ahead of it and its own tokens
-    scored at the inference rate, plus its own tokenising (the queue's overlaps inference)."""
-    return (queued_tokens + request_tokens) * (
-        seconds_per_token or 0.0
-    ) + request_tokens * tokenize_s_per_token
+    through the slower stage (tokenising or scoring, `seconds_per_token` being the scoring), plus
+    its own tokens through the faster one, which no later round overlaps."""
+    inference = seconds_per_token or 0.0
+    bottleneck, other = max(inference, tokenize_s_per_token), min(inference, tokenize_s_per_token)
+    return (queued_tokens + request_tokens) * bottleneck + request_tokens * other
 
 
 def retry_after_s(

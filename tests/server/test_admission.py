@@ -55,6 +55,18 @@ def test_the_queue_ahead_drains_at_the_inference_rate_and_only_the_newcomer_is_t
     assert predicted_finish_s(3000, 500, 0.001, 0.0005) == pytest.approx(3.75)
 
 
+def test_when_tokenising_is_the_slower_stage_the_queue_drains_at_the_tokenising_rate() -> None:
+    # A small model scores at 0.5 ms/token but tokenises at 1 ms/token: 3000 queued + the newcomer's
+    # 500 pass the tokeniser at 1 ms/token (3.5 s), and the newcomer is scored after that (0.25 s).
+    assert predicted_finish_s(3000, 500, 0.0005, 0.001) == pytest.approx(3.75)
+
+
+def test_a_tokenising_bound_queue_is_refused_once_its_tokenising_outlasts_the_budget() -> None:
+    # Scored alone, 1000 + 500 tokens at 0.1 ms/token would finish in 0.15 s; tokenised at 1 ms/token
+    # they take 1.5 s, past 0.8 x 1 s.
+    assert retry_after_s(1000, 500, seconds_per_token=0.0001, budget_s=1.0, tokenize_s_per_token=0.001) == 1
+
+
 def test_tokenising_overlapped_with_inference_is_not_charged_to_the_queue() -> None:
     # At 1.5 ms/token for everything, 1000 + 500 tokens would be 2.25 s, past 0.8 x 2.5 s; scored at
     # 1 ms/token with only the newcomer's tokenising in line they finish at 1.75 s.
