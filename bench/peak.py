@@ -76,6 +76,7 @@ class Variant:
 def build_variants(source: Path, cache: Path, out: Path) -> tuple[list[Variant], Any]:
     """The server's fp32 and int8 graphs from its own store, and the all-fusions recipe's beside them."""
     from onnxruntime.transformers.optimizer import optimize_model
+    from reranker_server.preparation.int8weights import weights_for_this_cpu
     from reranker_server.preparation.quantize import quantize_int8
     from reranker_server.preparation.store import ModelStore
 
@@ -102,6 +103,7 @@ def build_variants(source: Path, cache: Path, out: Path) -> tuple[list[Variant],
         all_fusions / "int8.onnx",
         tokenizer=exported.tokenizer,
         max_length=MAX_LENGTH,
+        weights=weights_for_this_cpu(),
     )
     variants = [Variant("all-fusions", p, all_fusions / f"{p}.onnx") for p in PRECISIONS]
     variants += [Variant("server", p, served[p].graph) for p in PRECISIONS]

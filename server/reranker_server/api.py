@@ -40,6 +40,7 @@ from reranker_server.lifecycle import Lifecycle
 from reranker_server.loading import load_engine
 from reranker_server.metrics import Metrics
 from reranker_server.middleware import BodyGuard, RequestMetrics, note_admitted, note_candidates, note_shed
+from reranker_server.preparation.int8weights import saturation_warning
 from reranker_server.schemas import (
     Health,
     InfinityRerankRequest,
@@ -227,9 +228,11 @@ def verify_integrity(engine: Engine) -> str:
     assert canary is not None
     check = check_engine_canary(engine, canary)
     if not check.passed:
+        cause = saturation_warning(engine.files.graph) if engine.files.quantization == "int8" else None
         raise ArtefactError(
             f"integrity check failed: {check.describe(canary)}; the artefact does not score as its "
-            "checkpoint did (damaged volume, or a graph prepared for another runtime): re-prepare it",
+            "checkpoint did (damaged volume, or a graph prepared for another runtime): re-prepare it"
+            + (f"; likely cause: {cause}" if cause else ""),
             reason="IntegrityCheckFailed",
         )
     log.info("integrity check passed: %s", check.describe(canary))

@@ -19,6 +19,7 @@ from tokenizers import Tokenizer
 
 from reranker_server.artefact import Canary, CanaryCheck, ModelFiles, check_canary, effective_max_length
 from reranker_server.cuda import cuda_provider_problem
+from reranker_server.preparation.int8weights import saturation_warning
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +98,10 @@ class Engine:
                 "max_length %d exceeds what %s supports; using %d", max_length, files.name, self.max_length
             )
         self.session = create_session(files, backend=backend, threads=threads)
+        if backend == "cpu" and files.quantization == "int8":
+            saturation = saturation_warning(files.graph)
+            if saturation is not None:
+                log.warning("%s", saturation)
         self._inputs = {
             i.name: np.int32 if i.type == "tensor(int32)" else np.int64 for i in self.session.get_inputs()
         }

@@ -11,6 +11,7 @@ import onnxruntime as ort
 import pytest
 from onnx import numpy_helper
 from onnxruntime.quantization import QuantType, quantize_dynamic
+from reranker_server.preparation.int8weights import weights_for_this_cpu
 from reranker_server.preparation.quantize import QUANTIZED_OPS, calibration_batches, quantize_int8
 from reranker_server.preparation.smoothing import (
     channel_maxima,
@@ -124,12 +125,15 @@ def test_int8_stays_close_to_fp32_when_a_layernorm_channel_carries_an_outlier(
     outlier_model_dir: Path, tmp_path: Path
 ) -> None:
     graph, tokenizer = graph_of(outlier_model_dir), outlier_model_dir / "tokenizer.json"
-    quantize_int8(graph, tmp_path / "smoothed.onnx", tokenizer=tokenizer, max_length=MAX_LENGTH)
+    weights = weights_for_this_cpu()
+    quantize_int8(
+        graph, tmp_path / "smoothed.onnx", tokenizer=tokenizer, max_length=MAX_LENGTH, weights=weights
+    )
     quantize_dynamic(
         graph,
         tmp_path / "plain.onnx",
         op_types_to_quantize=QUANTIZED_OPS,
-        weight_type=QuantType.QInt8,
+        weight_type=QuantType.QInt8 if weights == "s8" else QuantType.QUInt8,
         per_channel=True,
         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
     )
@@ -147,5 +151,6 @@ def test_quantising_leaves_only_the_graph_behind(test_model_dir: Path, tmp_path:
         target / "model.onnx",
         tokenizer=test_model_dir / "tokenizer.json",
         max_length=32,
+        weights=weights_for_this_cpu(),
     )
     assert [path.name for path in target.iterdir()] == ["model.onnx"]

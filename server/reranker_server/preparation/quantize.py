@@ -2,9 +2,10 @@
 
 Weights become int8 once, activations are quantised per call: the result does not depend on the
 traffic. This is the CPU's big lever (about 2x over fp32 on VNNI/AVX-512 hardware); it needs the
-`onnx` package but never torch. Before quantising, outlier activation channels are smoothed into
-the weights (see smoothing.py), calibrated on a few dozen pairs of plain English built here, so
-no user data and no dataset download are needed.
+`onnx` package but never torch. The weights are signed or unsigned int8, whichever this CPU
+multiplies without saturating (int8weights.py). Before quantising, outlier activation channels are
+smoothed into the weights (see smoothing.py), calibrated on a few dozen pairs of plain English
+built here, so no user data and no dataset download are needed.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Final
 import numpy as np
 
 from reranker_server.preparation.export import EXTERNAL_DATA_THRESHOLD_BYTES
+from reranker_server.preparation.int8weights import Int8Weights
 from reranker_server.preparation.smoothing import (
     CALIBRATION_BATCH,
     channel_maxima,
@@ -39,6 +41,11 @@ CALIBRATION_PAIRS: Final = 32
 #: Longest calibration passage, in words: the cached graph serves every max_length, so it is fixed.
 CALIBRATION_MAX_LENGTH: Final = 256
 CALIBRATION_SEED: Final = 7
+
+
+def recipe_key(weights: Int8Weights) -> str:
+    """The int8 cache key's salt: the recipe and the weight type it was quantised with."""
+    return f"{RECIPE}-{weights}"
 
 
 def calibration_pairs(max_length: int) -> list[tuple[str, str]]:
@@ -79,6 +86,7 @@ def quantize_int8(
     *,
     tokenizer: Path,
     max_length: int,
+    weights: Int8Weights,
     external_data_threshold_bytes: int = EXTERNAL_DATA_THRESHOLD_BYTES,
 ) -> None:
     """Write a smoothed, dynamically quantised copy of `source` to `destination` (not existing yet).
@@ -112,7 +120,7 @@ def quantize_int8(
                 model_input=smoothed,
                 model_output=destination,
                 op_types_to_quantize=QUANTIZED_OPS,
-                weight_type=QuantType.QInt8,
+                weight_type=QuantType.QInt8 if weights == "s8" else QuantType.QUInt8,
                 per_channel=True,
                 use_external_data_format=weights_bytes > external_data_threshold_bytes,
                 extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},

@@ -231,11 +231,13 @@ class ModelStore:
 
     def quantized_graph(self, model: str, graph: Path, tokenizer: Path, config: dict[str, Any]) -> Path:
         """The int8 version of `graph`, cached apart from fp32 under a key of the fp32 graph and recipe."""
-        from reranker_server.preparation.quantize import CALIBRATION_MAX_LENGTH, RECIPE, quantize_int8
+        from reranker_server.preparation.int8weights import weights_for_this_cpu
+        from reranker_server.preparation.quantize import CALIBRATION_MAX_LENGTH, quantize_int8, recipe_key
 
-        target = self.cache_dir / "int8" / cache_key(model, graph.parent, [graph], salt=RECIPE)
+        weights = weights_for_this_cpu()
+        target = self.cache_dir / "int8" / cache_key(model, graph.parent, [graph], salt=recipe_key(weights))
         if not (target / GRAPH_NAME).is_file():
-            log.info("quantising %s to int8 once into %s", graph, target)
+            log.info("quantising %s to int8 (%s weights for this CPU) once into %s", graph, weights, target)
         max_length = effective_max_length(config, CALIBRATION_MAX_LENGTH)
         build_atomically(
             target,
@@ -244,6 +246,7 @@ class ModelStore:
                 scratch / GRAPH_NAME,
                 tokenizer=tokenizer,
                 max_length=max_length,
+                weights=weights,
                 external_data_threshold_bytes=self.external_data_threshold_bytes,
             ),
         )
