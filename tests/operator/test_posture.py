@@ -154,6 +154,61 @@ def test_the_pod_template_overrides_the_spread(given):
     assert rendered.get("topologySpreadConstraints", []) == given
 
 
+ZEN3_POOL = {"nodeSelector": {"pool": "cpu-avx2"}}
+TAINTED = [{"key": "dedicated", "operator": "Equal", "value": "reranker", "effect": "NoSchedule"}]
+NODE_AFFINITY = {
+    "requiredDuringSchedulingIgnoredDuringExecution": {
+        "nodeSelectorTerms": [
+            {
+                "matchExpressions": [
+                    {"key": "feature.node.kubernetes.io/cpu-cpuid.AVX512VNNI", "operator": "Exists"}
+                ]
+            }
+        ]
+    }
+}
+POD_ANTI_AFFINITY = {
+    "preferredDuringSchedulingIgnoredDuringExecution": [
+        {"weight": 1, "podAffinityTerm": {"topologyKey": "kubernetes.io/hostname", "labelSelector": {}}}
+    ]
+}
+
+
+def job_pod(p: Plan) -> dict:
+    return p.preparation.job["spec"]["template"]["spec"]
+
+
+def test_a_cpu_preparation_runs_on_the_nodes_that_serve_it_since_int8_weights_follow_the_cpu():
+    template = {
+        **ZEN3_POOL,
+        "tolerations": TAINTED,
+        "affinity": {"nodeAffinity": NODE_AFFINITY, "podAntiAffinity": POD_ANTI_AFFINITY},
+    }
+    p = plan(
+        spec(
+            model={"id": "BAAI/bge-reranker-v2-m3", "cache": {"storageClassName": "rwx"}},
+            podTemplate=template,
+        )
+    )
+    rendered = job_pod(p)
+    assert rendered["nodeSelector"] == pod(p)["nodeSelector"] == {"pool": "cpu-avx2"}
+    assert rendered["tolerations"] == TAINTED
+    assert rendered["affinity"] == {"nodeAffinity": NODE_AFFINITY}, (
+        "the serving pods' peers are not the Job's"
+    )
+
+
+def test_a_gpu_preparation_keeps_off_the_gpu_pool():
+    s = spec(
+        backend="gpu",
+        model={"id": "BAAI/bge-reranker-v2-m3", "quantization": "fp16", "cache": {"storageClassName": "rwx"}},
+        podTemplate=ZEN3_POOL | {"tolerations": TAINTED},
+    )
+    rendered = job_pod(plan(s))
+    assert "nodeSelector" not in rendered
+    assert "tolerations" not in rendered
+
+
 def test_the_replace_rollout_needs_no_spare_gpu_and_the_budget_keeps_the_rest():
     s = spec(backend="gpu", replicas={"min": 3, "max": 3}, rollout={"strategy": "replace"})
     p = plan(s)

@@ -115,6 +115,22 @@ def pod_security_context() -> dict[str, Any]:
     }
 
 
+def serving_node_placement(spec: RerankerDeploymentSpec) -> dict[str, Any]:
+    """The serving pods' node constraints, for a CPU preparation: an int8 graph's weight type is chosen
+    for the CPU that quantises it (signed on VNNI, unsigned on older x86), so the Job runs on the
+    nodes that will serve it. Pod (anti-)affinity is left out: it is about the serving pods' peers."""
+    overrides = spec.pod_template
+    placement: dict[str, Any] = {}
+    if overrides.node_selector:
+        placement["nodeSelector"] = dict(overrides.node_selector)
+    if overrides.tolerations:
+        placement["tolerations"] = copy.deepcopy(overrides.tolerations)
+    node_affinity = (overrides.affinity or {}).get("nodeAffinity")
+    if node_affinity:
+        placement["affinity"] = {"nodeAffinity": copy.deepcopy(node_affinity)}
+    return placement
+
+
 def build_prepare_job(
     spec: RerankerDeploymentSpec, ref: ChildRef, *, claim_name: str, digest: str, artefact: str, image: str
 ) -> dict[str, Any]:
@@ -134,6 +150,8 @@ def build_prepare_job(
     }
     if spec.pod_template.image_pull_secrets:
         pod["imagePullSecrets"] = copy.deepcopy(spec.pod_template.image_pull_secrets)
+    if spec.backend == "cpu":
+        pod |= serving_node_placement(spec)
     labels = naming.preparation_labels(digest) | {naming.LABEL_CLAIM: claim_name}
     return {
         "apiVersion": "batch/v1",
