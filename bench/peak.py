@@ -248,6 +248,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     from reranker_server.config import DEFAULT_MAX_BATCH_TOKENS
     from reranker_server.engine import Engine
+    from reranker_server.preparation.int8weights import weights_for_this_cpu
     from tokenizers import Tokenizer
 
     started = time.monotonic()
@@ -302,6 +303,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             "useful_gflop": round(useful / 1e9, 2),
         },
         "max_batch_tokens": budget,
+        "int8_weights": weights_for_this_cpu(),
         "repeats": args.repeats,
         "peaks": {p: {k: round(v, 1) for k, v in values.items()} for p, values in peaks.items()},
         "noise": noise,

@@ -11,6 +11,7 @@ scores, enforce the rendered k cap, and drain within the rendered grace period o
 
 from __future__ import annotations
 
+import itertools
 import json
 import signal
 import subprocess
@@ -21,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import numpy as np
 import pytest
 from reranker_server.artefact import read_artefact
 from reranker_server.config import DEFAULT_MAX_BATCH_TOKENS
@@ -155,10 +155,15 @@ def test_the_rendered_preparation_and_server_serve_pytorchs_scores_without_torch
     assert not pod.torch_attempts.exists(), (
         f"the server tried to import torch: {pod.torch_attempts.read_text()}"
     )
-    # The example serves int8: its scores stay within the integrity bound of PyTorch's, in PyTorch's order.
+    # The example serves int8: its scores stay within the integrity bound of PyTorch's, and in PyTorch's
+    # order wherever PyTorch's logits are further apart than twice that bound (nearer ones are ties
+    # within int8's error: two of the random XLM-R test model's three differ by 0.001).
     reference = pytorch_logits(checkpoint)(query, documents, int(pod.env["RERANKER_MAX_LENGTH"]))
     results = response.json()["results"]
-    assert [r["index"] for r in results] == np.argsort(-reference, kind="stable").tolist()
+    rank = {result["index"]: position for position, result in enumerate(results)}
+    for above, below in itertools.permutations(range(len(documents)), 2):
+        if reference[above] - reference[below] > 2 * manifest.canary.tolerance:
+            assert rank[above] < rank[below], (reference, results)
     for result in results:
         assert (
             abs(result["relevance_score"] - float(sigmoid(reference[result["index"]])))
