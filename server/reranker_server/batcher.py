@@ -373,6 +373,7 @@ class Batcher:
             by_job.setdefault(job, []).append((job, row))
         for job, members in by_job.items():
             if job.finished:
+                self._account(job, 0)
                 continue
             try:
                 logits = self.engine.run(self._pad(members))
@@ -384,7 +385,12 @@ class Batcher:
 
     def _deliver(self, members: list[tuple[Job, int]], logits: np.ndarray) -> None:
         for (job, row), logit in zip(members, logits, strict=True):
-            if job.finished or job.logits is None or job.pairs is None:
+            if job.finished:
+                # It gave up while this call ran: if this was its last batch, nothing later would
+                # release its tokens, and admission would keep counting work nobody waits for.
+                self._account(job, 0)
+                continue
+            if job.logits is None or job.pairs is None:
                 continue
             job.logits[row] = logit
             job.remaining -= 1

@@ -184,6 +184,20 @@ async def test_queued_tokens_count_admitted_work_and_return_to_zero(
     assert batcher.metrics.queued_tokens._value.get() == 0
 
 
+async def test_a_request_that_gives_up_while_its_last_batch_runs_leaves_no_tokens_queued(
+    gated_engine: GatedEngine, make_batcher: Callable[..., Batcher]
+) -> None:
+    """Its deadline passes inside the model call: the answer is dropped, and its tokens leave the
+    queue with it (left counted, they would refuse later requests for work that no longer exists)."""
+    batcher = make_batcher(gated_engine)
+    with pytest.raises(DeadlineExceeded):
+        await batcher.score(QUERY, passages(1), timeout_s=0.2)
+    assert gated_engine.waiting.is_set(), "the deadline passed while the model ran its batch"
+    gated_engine.gate.set()
+    await wait_for(lambda: _true(gated_engine.rows_run == 1), 10, "the batch to finish")
+    await wait_for(lambda: _true(batcher.queued_tokens == 0), 10, "the queue to empty")
+
+
 async def test_micro_batches_respect_the_token_budget(
     engine: Engine, make_batcher: Callable[..., Batcher]
 ) -> None:
