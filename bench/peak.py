@@ -76,7 +76,7 @@ class Variant:
 def build_variants(source: Path, cache: Path, out: Path) -> tuple[list[Variant], Any]:
     """The server's fp32 and int8 graphs from its own store, and the all-fusions recipe's beside them."""
     from onnxruntime.transformers.optimizer import optimize_model
-    from reranker_server.preparation.int8weights import weights_for_this_cpu
+    from reranker_server.int8weights import weights_for_this_cpu
     from reranker_server.preparation.quantize import quantize_int8
     from reranker_server.preparation.store import ModelStore
 
@@ -248,7 +248,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     from reranker_server.config import DEFAULT_MAX_BATCH_TOKENS
     from reranker_server.engine import Engine
-    from reranker_server.preparation.int8weights import weights_for_this_cpu
+    from reranker_server.int8weights import weights_for_this_cpu
     from tokenizers import Tokenizer
 
     started = time.monotonic()

@@ -36,11 +36,11 @@ from reranker_server.errors import (
     RerankerError,
     install_error_handlers,
 )
+from reranker_server.int8weights import saturation_warning
 from reranker_server.lifecycle import Lifecycle
 from reranker_server.loading import load_engine
 from reranker_server.metrics import Metrics
 from reranker_server.middleware import BodyGuard, RequestMetrics, note_admitted, note_candidates, note_shed
-from reranker_server.preparation.int8weights import saturation_warning
 from reranker_server.schemas import (
     Health,
     InfinityRerankRequest,

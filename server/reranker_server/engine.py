@@ -19,7 +19,7 @@ from tokenizers import Tokenizer
 
 from reranker_server.artefact import Canary, CanaryCheck, ModelFiles, check_canary, effective_max_length
 from reranker_server.cuda import cuda_provider_problem
-from reranker_server.preparation.int8weights import saturation_warning
+from reranker_server.int8weights import saturation_warning
 
 log = logging.getLogger(__name__)
 

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from reranker_server import int8weights
 from reranker_server.artefact import ModelFiles
 from reranker_server.engine import Engine
-from reranker_server.preparation import int8weights
-from reranker_server.preparation.int8weights import (
+from reranker_server.int8weights import (
     cpu_flags,
     graph_weights,
     saturation_warning,

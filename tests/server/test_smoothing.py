@@ -11,7 +11,7 @@ import onnxruntime as ort
 import pytest
 from onnx import numpy_helper
 from onnxruntime.quantization import QuantType, quantize_dynamic
-from reranker_server.preparation.int8weights import weights_for_this_cpu
+from reranker_server.int8weights import weights_for_this_cpu
 from reranker_server.preparation.quantize import QUANTIZED_OPS, calibration_batches, quantize_int8
 from reranker_server.preparation.smoothing import (
     channel_maxima,

@@ -3,9 +3,9 @@
 Weights become int8 once, activations are quantised per call: the result does not depend on the
 traffic. This is the CPU's big lever (about 2x over fp32 on VNNI/AVX-512 hardware); it needs the
 `onnx` package but never torch. The weights are signed or unsigned int8, whichever this CPU
-multiplies without saturating (int8weights.py). Before quantising, outlier activation channels are
-smoothed into the weights (see smoothing.py), calibrated on a few dozen pairs of plain English
-built here, so no user data and no dataset download are needed.
+multiplies without saturating (reranker_server.int8weights). Before quantising, outlier
+activation channels are smoothed into the weights (see smoothing.py), calibrated on a few dozen
+pairs of plain English built here, so no user data and no dataset download are needed.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from typing import Final
 
 import numpy as np
 
+from reranker_server.int8weights import Int8Weights
 from reranker_server.preparation.export import EXTERNAL_DATA_THRESHOLD_BYTES
-from reranker_server.preparation.int8weights import Int8Weights
 from reranker_server.preparation.smoothing import (
     CALIBRATION_BATCH,
     channel_maxima,

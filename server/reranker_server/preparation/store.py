@@ -231,7 +231,7 @@ class ModelStore:
 
     def quantized_graph(self, model: str, graph: Path, tokenizer: Path, config: dict[str, Any]) -> Path:
         """The int8 version of `graph`, cached apart from fp32 under a key of the fp32 graph and recipe."""
-        from reranker_server.preparation.int8weights import weights_for_this_cpu
+        from reranker_server.int8weights import weights_for_this_cpu
         from reranker_server.preparation.quantize import CALIBRATION_MAX_LENGTH, quantize_int8, recipe_key
 
         weights = weights_for_this_cpu()
