@@ -12,6 +12,7 @@ from reranker_server import int8weights
 from reranker_server.artefact import ModelFiles
 from reranker_server.engine import Engine
 from reranker_server.int8weights import (
+    Int8Weights,
     cpu_flags,
     graph_weights,
     saturation_warning,
@@ -28,18 +29,21 @@ ZEN3_FLAGS = frozenset({"sse4_2", "avx", "avx2", "fma"})
 ZEN4_FLAGS = ZEN3_FLAGS | {"avx512f", "avx512bw", "avx512_vnni"}
 
 
+def quantised(model_dir: Path, target: Path, weights: Int8Weights) -> Path:
+    quantize_int8(
+        model_dir / "onnx" / "model.onnx",
+        target,
+        tokenizer=model_dir / "tokenizer.json",
+        max_length=64,
+        weights=weights,
+    )
+    return target
+
+
 @pytest.fixture(scope="module")
 def signed_graph(test_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The test model quantised with signed weights, as a VNNI node prepares it."""
-    target = tmp_path_factory.mktemp("signed") / "model.onnx"
-    quantize_int8(
-        test_model_dir / "onnx" / "model.onnx",
-        target,
-        tokenizer=test_model_dir / "tokenizer.json",
-        max_length=64,
-        weights="s8",
-    )
-    return target
+    return quantised(test_model_dir, tmp_path_factory.mktemp("signed") / "model.onnx", "s8")
 
 
 def test_cpu_flags_are_read_from_proc_cpuinfo_text() -> None:
@@ -67,14 +71,7 @@ def test_arm_cpus_sum_into_int32_and_get_signed_weights() -> None:
 def test_the_quantised_graph_carries_the_weight_type_it_was_asked_for(
     test_model_dir: Path, signed_graph: Path, tmp_path: Path
 ) -> None:
-    unsigned = tmp_path / "model.onnx"
-    quantize_int8(
-        test_model_dir / "onnx" / "model.onnx",
-        unsigned,
-        tokenizer=test_model_dir / "tokenizer.json",
-        max_length=64,
-        weights="u8",
-    )
+    unsigned = quantised(test_model_dir, tmp_path / "model.onnx", "u8")
     assert graph_weights(signed_graph) == "s8"
     assert graph_weights(unsigned) == "u8"
     assert graph_weights(test_model_dir / "onnx" / "model.onnx") is None
