@@ -7,7 +7,7 @@ saturating int16: 2 x 255 x 127 overflows it, so large activations are clipped. 
 Zen 3 (AVX2) with the fine-tuned MiniLM at k=100 x 256, signed weights moved int8's per-query
 Spearman vs fp32 from 0.992 to 0.988 and doubled its largest logit error (0.65 -> 1.25). Unsigned
 weights take ONNX Runtime's u8 x u8 kernels, which widen to int16 before multiplying and never
-saturate: 0.992 and 0.65 again, as on VNNI with signed weights, at 0.87x the signed weights' speed
+saturate: 0.992 and 0.65 again, as on VNNI with signed weights, at 0.85x the signed weights' speed
 (still 1.25x fp32). On ARM, the dot-product kernels sum into int32 as VNNI does.
 
 So each CPU quantises with the weight type it multiplies exactly, and the choice is part of the
