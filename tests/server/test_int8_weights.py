@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from pathlib import Path
@@ -9,7 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from reranker_server import int8weights
-from reranker_server.artefact import ModelFiles
+from reranker_server.api import verify_integrity
+from reranker_server.artefact import ArtefactError, Canary, ModelFiles
 from reranker_server.engine import Engine
 from reranker_server.int8weights import (
     Int8Weights,
@@ -44,6 +46,18 @@ def quantised(model_dir: Path, target: Path, weights: Int8Weights) -> Path:
 def signed_graph(test_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The test model quantised with signed weights, as a VNNI node prepares it."""
     return quantised(test_model_dir, tmp_path_factory.mktemp("signed") / "model.onnx", "s8")
+
+
+def signed_files(model_dir: Path, graph: Path) -> ModelFiles:
+    """The signed graph as a pod serves an int8 artefact."""
+    return ModelFiles(
+        name="signed",
+        revision="main",
+        graph=graph,
+        tokenizer=model_dir / "tokenizer.json",
+        config=json.loads((model_dir / "config.json").read_text()),
+        quantization="int8",
+    )
 
 
 def test_cpu_flags_are_read_from_proc_cpuinfo_text() -> None:
@@ -132,14 +146,21 @@ def test_loading_signed_weights_on_a_saturating_cpu_logs_the_warning(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     monkeypatch.setattr(int8weights, "this_cpu", lambda: ("x86_64", ZEN3_FLAGS))
-    files = ModelFiles(
-        name="signed",
-        revision="main",
-        graph=signed_graph,
-        tokenizer=test_model_dir / "tokenizer.json",
-        config=json.loads((test_model_dir / "config.json").read_text()),
-        quantization="int8",
-    )
+    files = signed_files(test_model_dir, signed_graph)
     with caplog.at_level(logging.WARNING, logger="reranker_server.engine"):
         Engine(files, backend="cpu", max_length=64, threads=1)
     assert any("saturating int16" in record.getMessage() for record in caplog.records)
+
+
+def test_a_failed_integrity_check_of_signed_weights_on_a_saturating_cpu_names_the_likely_cause(
+    test_model_dir: Path, signed_graph: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(int8weights, "this_cpu", lambda: ("x86_64", ZEN3_FLAGS))
+    pairs = [[QUERY, document] for document in passages(4)]
+    files = signed_files(test_model_dir, signed_graph)
+    far_off = Canary(
+        pairs=pairs, logits=[5.0, -5.0, 5.0, -5.0], max_length=64, tolerance=0.01, min_spearman=0.99
+    )
+    engine = Engine(dataclasses.replace(files, canary=far_off), backend="cpu", max_length=64, threads=1)
+    with pytest.raises(ArtefactError, match=r"likely cause: .*no VNNI"):
+        verify_integrity(engine)
